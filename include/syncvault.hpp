@@ -1,0 +1,20 @@
+#ifndef SYNCVAULT_HPP
+#define SYNCVAULT_HPP
+
+// Everything in syncvault that needs only Boost. libcurl's `curl_transport` (and the `vault`
+// alias over it) and `sqlite_storage` have their own headers and CMake targets.
+
+#include <syncvault/action.hpp>
+#include <syncvault/config.hpp>
+#include <syncvault/error.hpp>
+#include <syncvault/events.hpp>
+
+#include <syncvault/concepts/clock.hpp>
+#include <syncvault/concepts/connectivity.hpp>
+#include <syncvault/concepts/retry_policy.hpp>
+#include <syncvault/concepts/storage.hpp>
+#include <syncvault/concepts/transport.hpp>
+
+#include <syncvault/storage/memory_storage.hpp>
+
+#endif

@@ -1,0 +1,67 @@
+#ifndef SYNCVAULT_CONFIG_HPP
+#define SYNCVAULT_CONFIG_HPP
+
+/**
+ * @file
+ * `vault_config`, everything a vault and its policies are built from, and `request_options`,
+ * the per-request knobs.
+ */
+
+#include <syncvault/action.hpp>
+#include <syncvault/events.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace syncvault {
+
+/**
+ * Configuration of a vault and of the policies it builds from it. Checked at construction: a bad
+ * field throws `std::invalid_argument` naming it.
+ */
+struct vault_config {
+    std::string base_url;                 ///< required, http or https
+    std::filesystem::path storage_path;   ///< a directory for file_journal / sqlite_storage
+    int max_retries = 3;                  ///< retries after the first attempt
+    std::chrono::milliseconds connect_timeout{30'000};
+    std::chrono::milliseconds receive_timeout{30'000};  ///< longest silence waiting for bytes
+    /// Persist an action before its first attempt (SPEC 3.3). Off: an immediate attempt is made
+    /// from memory and the action reaches storage only if it must wait, so a crash during that
+    /// first attempt loses it.
+    bool write_ahead = true;
+    std::size_t max_pending = 10'000;
+    std::size_t max_body_bytes = 1 << 20;  ///< measured serialized
+    std::string idempotency_header = "Idempotency-Key";
+    std::vector<std::string> sensitive_headers{"Authorization", "Cookie", "Proxy-Authorization"};
+    std::function<void(http_request&)> before_send;         ///< before every attempt (SPEC 3.16)
+    std::function<void(const sync_event&)> on_dead_letter;  ///< SPEC 3.10
+    std::function<void(std::function<void()>)> dispatch;    ///< where callbacks run (SPEC 3.13)
+
+    // Beyond SPEC's names:
+    std::size_t max_dead_letters = 1'000;   ///< oldest dropped first when over
+    std::size_t max_headers = 64;           ///< per request, counted before the vault adds its own
+    std::size_t max_header_bytes = 8 * 1024;  ///< names plus values, per request
+    std::size_t max_path_bytes = 2048;
+    std::size_t max_key_bytes = 255;        ///< idempotency keys: visible ASCII only
+    /// Dead-letter, with `errc::key_expired`, an action older than this instead of replaying it
+    /// after the server may have forgotten its key. Zero (the default): no limit.
+    std::chrono::milliseconds idempotency_key_lifetime{0};
+    /// Problems a policy recovered from (corrupt records set aside...), as they are found.
+    std::function<void(const diagnostic&)> on_diagnostic;
+};
+
+/** Per-request options. */
+struct request_options {
+    std::string idempotency_key;   ///< empty: a UUIDv4 is generated for mutating requests
+    std::vector<header> headers;
+    bool queue_if_offline = false;  ///< GET/HEAD only: queue as an action instead of `offline`
+};
+
+} // namespace syncvault
+
+#endif

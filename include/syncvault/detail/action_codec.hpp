@@ -1,0 +1,123 @@
+#ifndef SYNCVAULT_DETAIL_ACTION_CODEC_HPP
+#define SYNCVAULT_DETAIL_ACTION_CODEC_HPP
+
+// sync_action <-> one Boost.JSON object: the record format of file_journal and sqlite_storage.
+// Field names are short but readable; times are milliseconds since the Unix epoch. Bodies may
+// hold any bytes: they are written as JSON strings and read back with invalid UTF-8 allowed.
+
+#include <syncvault/action.hpp>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace syncvault::detail {
+
+inline std::int64_t to_epoch_ms(std::chrono::system_clock::time_point t) noexcept
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+inline std::chrono::system_clock::time_point from_epoch_ms(std::int64_t ms) noexcept
+{
+    return std::chrono::system_clock::time_point{
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds{ms})};
+}
+
+inline boost::json::object encode_action(const sync_action& a)
+{
+    boost::json::array headers;
+    headers.reserve(a.headers.size());
+    for (const auto& h : a.headers) headers.push_back(boost::json::array{h.name, h.value});
+    return {
+        {"id", a.id},
+        {"method", to_string(a.method)},
+        {"path", a.path},
+        {"body", a.body},
+        {"headers", std::move(headers)},
+        {"key", a.idempotency_key},
+        {"attempts", a.attempts},
+        {"seq", a.sequence},
+        {"dead", a.state == action_state::dead},
+        {"created", to_epoch_ms(a.created_at)},
+        {"next", to_epoch_ms(a.next_attempt_at)},
+        {"status", a.last_status},
+        {"error", a.last_error},
+    };
+}
+
+inline std::string serialize_action(const sync_action& a)
+{
+    return boost::json::serialize(encode_action(a));
+}
+
+/** Rebuilds an action; any missing or mistyped field is `errc::storage_corrupt`. */
+inline result<sync_action> decode_action(const boost::json::value& v)
+{
+    const auto corrupt = make_error_code(errc::storage_corrupt);
+    const auto* o = v.if_object();
+    if (!o) return corrupt;
+    auto str = [&](std::string_view k) -> const boost::json::string* {
+        auto* f = o->if_contains(k);
+        return f ? f->if_string() : nullptr;
+    };
+    auto num = [&](std::string_view k) -> std::optional<std::int64_t> {
+        auto* f = o->if_contains(k);
+        if (!f) return std::nullopt;
+        if (auto* i = f->if_int64()) return *i;
+        if (auto* u = f->if_uint64(); u && *u <= std::uint64_t(INT64_MAX)) return std::int64_t(*u);
+        return std::nullopt;
+    };
+    auto* id = str("id");
+    auto* method = str("method");
+    auto* path = str("path");
+    auto* body = str("body");
+    auto* key = str("key");
+    auto* headers = o->if_contains("headers");
+    auto* dead = o->if_contains("dead");
+    auto attempts = num("attempts"), seq = num("seq"), created = num("created"), next = num("next"),
+         status = num("status"), error = num("error");
+    if (!id || !method || !path || !body || !key || !headers || !headers->is_array() || !dead ||
+        !dead->is_bool() || !attempts || !seq || !created || !next || !status || !error)
+        return corrupt;
+    auto m = method_from_string(*method);
+    if (!m) return corrupt;
+
+    sync_action a;
+    a.id = *id;
+    a.method = *m;
+    a.path = *path;
+    a.body = *body;
+    for (const auto& h : headers->get_array()) {
+        const auto* pair = h.if_array();
+        if (!pair || pair->size() != 2 || !(*pair)[0].is_string() || !(*pair)[1].is_string())
+            return corrupt;
+        a.headers.push_back({std::string((*pair)[0].get_string()), std::string((*pair)[1].get_string())});
+    }
+    a.idempotency_key = *key;
+    a.attempts = static_cast<int>(*attempts);
+    a.sequence = static_cast<std::uint64_t>(*seq);
+    a.state = dead->get_bool() ? action_state::dead : action_state::pending;
+    a.created_at = from_epoch_ms(*created);
+    a.next_attempt_at = from_epoch_ms(*next);
+    a.last_status = static_cast<int>(*status);
+    a.last_error = static_cast<int>(*error);
+    return a;
+}
+
+/** Parses one serialized record (bytes in strings need not be valid UTF-8). */
+inline result<sync_action> parse_action(std::string_view text)
+{
+    boost::json::parse_options opts;
+    opts.allow_invalid_utf8 = true;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec, {}, opts);
+    if (ec) return make_error_code(errc::storage_corrupt);
+    return decode_action(v);
+}
+
+} // namespace syncvault::detail
+
+#endif
