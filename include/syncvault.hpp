@@ -15,6 +15,14 @@
 #include <syncvault/concepts/storage.hpp>
 #include <syncvault/concepts/transport.hpp>
 
+#include <syncvault/basic_vault.hpp>
+#include <syncvault/body.hpp>
+
+#include <syncvault/connectivity/manual_connectivity.hpp>
+#include <syncvault/retry/jittered_backoff.hpp>
 #include <syncvault/storage/memory_storage.hpp>
+
+#include <syncvault/testing/fake_clock.hpp>
+#include <syncvault/testing/fake_transport.hpp>
 
 #endif

@@ -20,13 +20,20 @@
 
 namespace syncvault {
 
+/** When a durable storage syncs an inserted action (SPEC section 7). */
+enum class durability {
+    per_record,    ///< one fdatasync per insert, before it returns (default)
+    group_commit,  ///< concurrent inserts share one fdatasync; each still returns only once synced
+    none,          ///< never synced: a power cut (not a process crash) may lose recent actions
+};
+
 /**
  * Configuration of a vault and of the policies it builds from it. Checked at construction: a bad
  * field throws `std::invalid_argument` naming it.
  */
 struct vault_config {
-    std::string base_url;                 ///< required, http or https
-    std::filesystem::path storage_path;   ///< a directory for file_journal / sqlite_storage
+    std::string base_url{};                 ///< required, http or https
+    std::filesystem::path storage_path{};   ///< a directory for file_journal / sqlite_storage
     int max_retries = 3;                  ///< retries after the first attempt
     std::chrono::milliseconds connect_timeout{30'000};
     std::chrono::milliseconds receive_timeout{30'000};  ///< longest silence waiting for bytes
@@ -38,9 +45,9 @@ struct vault_config {
     std::size_t max_body_bytes = 1 << 20;  ///< measured serialized
     std::string idempotency_header = "Idempotency-Key";
     std::vector<std::string> sensitive_headers{"Authorization", "Cookie", "Proxy-Authorization"};
-    std::function<void(http_request&)> before_send;         ///< before every attempt (SPEC 3.16)
-    std::function<void(const sync_event&)> on_dead_letter;  ///< SPEC 3.10
-    std::function<void(std::function<void()>)> dispatch;    ///< where callbacks run (SPEC 3.13)
+    std::function<void(http_request&)> before_send{};         ///< before every attempt (SPEC 3.16)
+    std::function<void(const sync_event&)> on_dead_letter{};  ///< SPEC 3.10
+    std::function<void(std::function<void()>)> dispatch{};    ///< where callbacks run (SPEC 3.13)
 
     // Beyond SPEC's names:
     std::size_t max_dead_letters = 1'000;   ///< oldest dropped first when over
@@ -52,13 +59,24 @@ struct vault_config {
     /// after the server may have forgotten its key. Zero (the default): no limit.
     std::chrono::milliseconds idempotency_key_lifetime{0};
     /// Problems a policy recovered from (corrupt records set aside...), as they are found.
-    std::function<void(const diagnostic&)> on_diagnostic;
+    std::function<void(const diagnostic&)> on_diagnostic{};
+
+    // Read by the reference policies that are built from the config:
+    durability storage_durability = durability::per_record;  ///< file_journal, sqlite_storage
+    std::filesystem::path tls_ca_file{};      ///< curl_transport: CA bundle (PEM); empty: system's
+    /// curl_transport: turns off TLS peer and host verification. Only for tests against a
+    /// throwaway server: it makes every HTTPS request open to interception.
+    bool tls_insecure_skip_verify = false;
+    std::size_t max_response_bytes = 8u << 20;  ///< curl_transport: body plus headers
+    std::chrono::milliseconds probe_interval{1'000};      ///< polling_connectivity, while offline
+    std::chrono::milliseconds probe_max_interval{30'000}; ///< polling_connectivity: backoff cap
+    std::chrono::milliseconds probe_timeout{2'000};       ///< polling_connectivity: TCP connect
 };
 
 /** Per-request options. */
 struct request_options {
-    std::string idempotency_key;   ///< empty: a UUIDv4 is generated for mutating requests
-    std::vector<header> headers;
+    std::string idempotency_key{};   ///< empty: a UUIDv4 is generated for mutating requests
+    std::vector<header> headers{};
     bool queue_if_offline = false;  ///< GET/HEAD only: queue as an action instead of `offline`
 };
 

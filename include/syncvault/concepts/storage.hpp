@@ -45,6 +45,9 @@
  *   destructor).
  * - `s.take_diagnostics()` -> `std::vector<diagnostic>`: problems found and recovered from since
  *   the last call (corrupt records set aside...); the vault reports them to the application.
+ * - `static constexpr bool thread_safe = true;`: the model takes calls from several threads at
+ *   once. The vault then writes new actions without serializing them, so concurrent enqueuers
+ *   can share one sync (group commit). Otherwise the vault makes one storage call at a time.
  *
  * ## Models
  * `file_journal` (default, `<syncvault/storage/file_journal.hpp>`), `sqlite_storage`
@@ -120,6 +123,10 @@ template <class S>
 concept flushable_storage = requires(S& s) {
     { s.flush() } -> std::same_as<std::error_code>;
 };
+
+/** Optional hook: the model is thread-safe, so inserts need not be serialized. */
+template <class S>
+concept thread_safe_storage = requires { requires S::thread_safe; };
 
 /** Optional hook: report recovered problems. */
 template <class S>

@@ -21,6 +21,8 @@ namespace syncvault {
 
 class memory_storage {
 public:
+    static constexpr bool thread_safe = true;
+
     memory_storage() : state_(std::make_shared<state>()) {}
 
     std::error_code save(const sync_action& a)

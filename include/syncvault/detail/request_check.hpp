@@ -1,0 +1,117 @@
+#ifndef SYNCVAULT_DETAIL_REQUEST_CHECK_HPP
+#define SYNCVAULT_DETAIL_REQUEST_CHECK_HPP
+
+// Validation of everything a caller hands the vault, and joining paths onto base_url. Every
+// check returns errc::invalid_request (or a more precise errc) and changes nothing.
+
+#include <syncvault/action.hpp>
+#include <syncvault/error.hpp>
+
+#include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
+#include <boost/url/url.hpp>
+
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace syncvault::detail {
+
+/** base_url without a trailing slash; throws std::invalid_argument naming the field. */
+inline std::string checked_base_url(std::string_view base)
+{
+    auto fail = [&](std::string_view why) {
+        throw std::invalid_argument("vault_config.base_url: " + std::string(why) + " (got \"" +
+                                    std::string(base) + "\")");
+    };
+    if (base.empty()) fail("is required");
+    auto parsed = boost::urls::parse_absolute_uri(base);
+    if (!parsed) fail("is not an absolute URL");
+    if (parsed->scheme_id() != boost::urls::scheme::http && parsed->scheme_id() != boost::urls::scheme::https)
+        fail("must be http or https");
+    if (parsed->encoded_host().empty()) fail("has no host");
+    if (parsed->has_query()) fail("must not have a query");
+    std::string out(base);
+    while (!out.empty() && out.back() == '/') out.pop_back();
+    return out;
+}
+
+/** RFC 9110 token characters, the only ones allowed in a field name. */
+constexpr bool is_tchar(char c) noexcept
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::string_view{"!#$%&'*+-.^_`|~"}.find(c) != std::string_view::npos;
+}
+
+inline std::error_code check_header(const header& h) noexcept
+{
+    if (h.name.empty()) return errc::invalid_request;
+    for (char c : h.name)
+        if (!is_tchar(c)) return errc::invalid_request;
+    for (char c : h.value) {
+        auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t') || u == 0x7f) return errc::invalid_request;  // CR, LF, NUL...
+    }
+    return {};
+}
+
+/** An idempotency key: 1..max_bytes visible ASCII characters. */
+inline std::error_code check_key(std::string_view key, std::size_t max_bytes) noexcept
+{
+    if (key.empty() || key.size() > max_bytes) return errc::invalid_request;
+    for (char c : key)
+        if (c < 0x21 || c > 0x7e) return errc::invalid_request;
+    return {};
+}
+
+/**
+ * A path relative to base_url. Rejected: a scheme, a leading `//` (another host), a `..` segment
+ * in any encoding (`%2e%2e`, `%252e%252e`, `..%2f`), backslashes, control characters, spaces, a
+ * fragment, invalid percent-encoding.
+ */
+inline std::error_code check_path(std::string_view path, std::size_t max_bytes)
+{
+    if (path.size() > max_bytes) return errc::invalid_request;
+    for (char c : path) {
+        auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f || c == '\\') return errc::invalid_request;
+    }
+    if (path.starts_with("//")) return errc::invalid_request;
+    if (boost::urls::parse_uri(path)) return errc::invalid_request;  // has a scheme
+    auto ref = boost::urls::parse_relative_ref(path);
+    if (!ref || ref->has_authority() || ref->has_fragment()) return errc::invalid_request;
+
+    // Decode until stable, so double-encoded dots are seen too; then look at every segment.
+    std::string decoded(ref->encoded_path());
+    for (int round = 0; round < 4 && decoded.find('%') != std::string::npos; ++round) {
+        auto pct = boost::urls::make_pct_string_view(decoded);
+        if (!pct) return errc::invalid_request;
+        decoded = pct->decode();
+    }
+    for (auto& c : decoded)
+        if (c == '\\') c = '/';
+    for (std::size_t start = 0; start <= decoded.size();) {
+        auto end = decoded.find('/', start);
+        if (end == std::string::npos) end = decoded.size();
+        std::string_view segment(decoded.data() + start, end - start);
+        if (segment == "..") return errc::invalid_request;
+        for (char c : segment)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return errc::invalid_request;
+        start = end + 1;
+    }
+    return {};
+}
+
+/** `base` (no trailing slash) + "/" + `path` (checked). */
+inline std::string join_url(std::string_view base, std::string_view path)
+{
+    std::string url(base);
+    if (path.empty()) return url;
+    if (path.front() != '/' && path.front() != '?') url += '/';
+    url += path;
+    return url;
+}
+
+} // namespace syncvault::detail
+
+#endif
