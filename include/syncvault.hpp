@@ -22,6 +22,10 @@
 #include <syncvault/retry/jittered_backoff.hpp>
 #include <syncvault/storage/memory_storage.hpp>
 
+#include <syncvault/ui/event_tracker.hpp>
+#include <syncvault/ui/status_watcher.hpp>
+#include <syncvault/ui/sync_listener.hpp>
+
 #include <syncvault/testing/fake_clock.hpp>
 #include <syncvault/testing/fake_transport.hpp>
 

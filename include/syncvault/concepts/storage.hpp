@@ -33,6 +33,13 @@
  * - Durable models: what `load_all()` returned before the process ended, a new instance over the
  *   same place returns after (SPEC section 7 says when each kind of write must be synced).
  *
+ * To check your own model, call `syncvault::testing::check_storage_laws(make, opts)` from any
+ * test framework: `make()` returns your model opened over one place (it is called again to reopen
+ * it, after the previous instance is destroyed), `opts.durable = true` adds the reopen laws, and
+ * the result lists each broken law with what was seen, empty when all hold. The laws' actions
+ * carry whole-millisecond times. In Catch2:
+ * `CHECK(to_string(check_storage_laws([&] { return my_storage{dir}; }, opts)) == "");`
+ *
  * ## Durability (SPEC section 7)
  * - Inserting save (a new id): synced before it returns, per the model's durability mode.
  * - Updating save (attempt count, next-attempt time, dead letter, requeue) and remove: written

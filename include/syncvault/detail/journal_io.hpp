@@ -124,16 +124,19 @@ public:
     {
     }
 
-    /**
-     * Points `out` at bytes [offset, offset + n). Fails with `std::errc::io_error`... no: returns
-     * false in `complete` when the file ends first (then `out` holds what there is).
-     */
+    // Points `out` at bytes [offset, offset + n); `avail` says how many exist (fewer only where
+    // the file ends). The pointer stays valid until the next call.
     std::error_code fetch(std::uint64_t offset, std::size_t n, const char*& out, std::size_t& avail)
     {
         if (offset < win_off_ || offset + n > win_off_ + win_len_) {
+            // Read ahead a whole chunk when the request follows on from the window (a scan);
+            // a far jump reads little, so scattered requests stay cheap.
+            const bool near = win_len_ == 0 ||
+                              (offset >= win_off_ && offset <= win_off_ + win_len_ + chunk_);
+            const std::size_t ahead = near ? chunk_ : std::min<std::size_t>(chunk_, 16u << 10);
             const std::uint64_t left = offset < size_ ? size_ - offset : 0;
             const std::size_t want =
-                static_cast<std::size_t>(std::min<std::uint64_t>(std::max(n, chunk_), left));
+                static_cast<std::size_t>(std::min<std::uint64_t>(std::max(n, ahead), left));
             if (buf_.size() < want) buf_.resize(want);
             std::size_t got = 0;
             if (auto ec = journal_pread(fd_, buf_.data(), want, offset, got)) return ec;

@@ -52,6 +52,7 @@
 #include <syncvault/action.hpp>
 #include <syncvault/concepts/storage.hpp>
 #include <syncvault/config.hpp>
+#include <syncvault/detail/action_codec.hpp>
 #include <syncvault/error.hpp>
 
 #include <boost/json.hpp>
@@ -160,6 +161,8 @@ public:
     static constexpr int schema_version = 1;
     /// The `PRAGMA application_id` that marks a database as syncvault's ("SyVa").
     static constexpr std::int32_t application_id = 0x53795661;
+    /// Calls may come from several threads at once (the vault then lets inserts group-commit).
+    static constexpr bool thread_safe = true;
 
     /**
      * Opens (or creates, 0600) the database `db_file`; its directory must exist.
@@ -180,7 +183,7 @@ public:
      *         when the directory cannot be created.
      */
     explicit sqlite_storage(const vault_config& cfg)
-        : sqlite_storage(db_file_of(cfg), sqlite_storage_options{cfg.storage_durability, {}})
+        : sqlite_storage(db_file_of(cfg), options_of(cfg))
     {
     }
 
@@ -204,7 +207,7 @@ public:
         std::lock_guard lock(impl_->db_mutex);
         bool updated = false;
         if (auto ec = impl_->update_lazily(a, updated); ec || updated) return ec;
-        return impl_->write_batch({&a, 1}, impl_->durable_level());
+        return impl_->insert(a);
     }
 
     /** Saves every action of `batch` in one transaction and one sync: all or nothing. */
@@ -213,7 +216,7 @@ public:
         if (!impl_) return moved_from();
         if (batch.empty()) return {};
         std::lock_guard lock(impl_->db_mutex);
-        return impl_->write_batch(batch, impl_->durable_level());
+        return impl_->write_batch(batch.size(), [&](std::size_t i) -> const sync_action& { return batch[i]; });
     }
 
     /** Deletes the action `id`, if stored (lazy). */
@@ -273,6 +276,13 @@ public:
 private:
     static std::error_code moved_from() noexcept { return make_error_code(errc::storage_failed); }
 
+    static sqlite_storage_options options_of(const vault_config& cfg)
+    {
+        sqlite_storage_options o;
+        o.mode = cfg.storage_durability;
+        return o;
+    }
+
     static std::filesystem::path db_file_of(const vault_config& cfg)
     {
         if (cfg.storage_path.empty())
@@ -294,7 +304,8 @@ private:
         std::filesystem::path path;
         sqlite_storage_options opts;
         sqlite3* db = nullptr;
-        detail::sqlite_stmt update_, insert_, remove_, clear_, select_, begin_, commit_, rollback_;
+        detail::sqlite_stmt update_, insert_, remove_, clear_, select_, begin_, commit_, rollback_,
+            sync_full_, sync_normal_;
 
         mutable std::mutex db_mutex;  // guards db, its statements, sync_level and last_error
         int sync_level = -1;          // the connection's current PRAGMA synchronous
@@ -332,7 +343,8 @@ private:
         void close() noexcept
         {
             // Statements first: sqlite3_close refuses a connection with live statements.
-            for (auto* s : {&update_, &insert_, &remove_, &clear_, &select_, &begin_, &commit_, &rollback_})
+            for (auto* s : {&update_, &insert_, &remove_, &clear_, &select_, &begin_, &commit_,
+                            &rollback_, &sync_full_, &sync_normal_})
                 s->reset();
             if (db) sqlite3_close(db);  // checkpoints the WAL, fsyncing it, and deletes it
             db = nullptr;
@@ -431,6 +443,8 @@ private:
                 fail_open(SQLITE_OK, "cannot enter WAL mode");
             // Bounds the WAL left behind by checkpoints after large bodies.
             open_exec("PRAGMA journal_size_limit=4194304", "cannot set the journal size limit");
+            open_exec("PRAGMA synchronous=FULL", "cannot set synchronous");
+            sync_level = full_level;
             // Takes the exclusive write lock now rather than at the first save.
             open_exec("BEGIN IMMEDIATE", "cannot lock the database");
             if (fresh) {
@@ -459,7 +473,6 @@ private:
                                       "cannot read the database schema") != 1) {
                 fail_open(SQLITE_CORRUPT, "the syncvault_actions table is missing");
             }
-            set_sync(full_level);
             open_exec("COMMIT", "cannot lock the database");
             count = std::size_t(open_query_int("SELECT count(*) FROM syncvault_actions",
                                                "cannot count the actions"));
@@ -482,6 +495,8 @@ private:
             begin_ = prepare("BEGIN IMMEDIATE");
             commit_ = prepare("COMMIT");
             rollback_ = prepare("ROLLBACK");
+            sync_full_ = prepare("PRAGMA synchronous=FULL");
+            sync_normal_ = prepare("PRAGMA synchronous=NORMAL");
         }
 
         std::error_code fail(int rc, std::string_view op)
@@ -501,8 +516,9 @@ private:
         std::error_code set_sync(int level)
         {
             if (sync_level == level) return {};
-            auto ec = exec(level == full_level ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-                           "set synchronous");
+            auto* s = level == full_level ? sync_full_.get() : sync_normal_.get();
+            detail::sqlite_stmt_scope scope(s);
+            auto ec = step(s, "set synchronous");
             if (!ec) sync_level = level;
             return ec;
         }
@@ -553,18 +569,32 @@ private:
             return {};
         }
 
-        // Saves every action (update in place or insert) in one transaction at `level`.
-        template <class Range>
-        std::error_code write_batch(const Range& actions, int level)
+        // Inserts `a`, known to be absent, in its own transaction synced per the mode.
+        std::error_code insert(const sync_action& a)
         {
-            if (auto ec = set_sync(level)) return ec;
+            if (auto ec = set_sync(durable_level())) return ec;
+            const auto headers = detail::headers_to_json(a.headers);
+            detail::sqlite_stmt_scope scope(insert_.get());
+            bind(insert_.get(), a, headers);
+            if (auto ec = step(insert_.get(), "save")) return ec;
+            ++count;
+            return {};
+        }
+
+        // Saves `get(0)...get(n-1)` (update in place or insert) in one transaction synced per the
+        // mode: all or nothing.
+        template <class Get>
+        std::error_code write_batch(std::size_t n, Get&& get)
+        {
+            if (auto ec = set_sync(durable_level())) return ec;
             {
                 detail::sqlite_stmt_scope scope(begin_.get());
                 if (auto ec = step(begin_.get(), "save")) return ec;
             }
             std::size_t inserted = 0;
             std::error_code ec;
-            for (const sync_action& a : actions) {
+            for (std::size_t i = 0; i < n && !ec; ++i) {
+                const sync_action& a = get(i);
                 const auto headers = detail::headers_to_json(a.headers);
                 {
                     detail::sqlite_stmt_scope scope(update_.get());
@@ -574,15 +604,14 @@ private:
                 if (sqlite3_changes(db) > 0) continue;
                 detail::sqlite_stmt_scope scope(insert_.get());
                 bind(insert_.get(), a, headers);
-                if ((ec = step(insert_.get(), "save"))) break;
-                ++inserted;
+                if (!(ec = step(insert_.get(), "save"))) ++inserted;
             }
             if (!ec) {
                 detail::sqlite_stmt_scope scope(commit_.get());
                 ec = step(commit_.get(), "save");
             }
             if (ec) {
-                // A failed COMMIT may already have rolled back; ROLLBACK then fails harmlessly.
+                // A failed statement or COMMIT may have rolled back already.
                 if (!sqlite3_get_autocommit(db)) {
                     detail::sqlite_stmt_scope scope(rollback_.get());
                     sqlite3_step(rollback_.get());
@@ -593,6 +622,8 @@ private:
             return {};
         }
 
+        // Group commit: the writer at the front of the queue commits every writer queued behind
+        // it in one transaction; the others wait for it.
         std::error_code group_insert(const sync_action& a)
         {
             writer w{&a, {}};
@@ -600,28 +631,14 @@ private:
             writers.push_back(&w);
             queue_cv.wait(q, [&] { return w.done || writers.front() == &w; });
             if (w.done) return w.ec;
-            // The leader: commit every writer queued so far (a prefix: only leaders pop).
+            // Only leaders pop, so the queue's prefix is this group.
             std::vector<writer*> group(writers.begin(), writers.end());
             q.unlock();
             std::error_code ec;
             {
-                struct by_writer {
-                    const std::vector<writer*>& g;
-                    struct iterator {
-                        std::vector<writer*>::const_iterator it;
-                        const sync_action& operator*() const { return *(*it)->action; }
-                        iterator& operator++()
-                        {
-                            ++it;
-                            return *this;
-                        }
-                        bool operator!=(const iterator& o) const { return it != o.it; }
-                    };
-                    iterator begin() const { return {g.begin()}; }
-                    iterator end() const { return {g.end()}; }
-                };
                 std::lock_guard lock(db_mutex);
-                ec = write_batch(by_writer{group}, full_level);
+                ec = write_batch(group.size(),
+                                 [&](std::size_t i) -> const sync_action& { return *group[i]->action; });
             }
             q.lock();
             for (auto* x : group) {
@@ -637,7 +654,6 @@ private:
         {
             auto* s = select_.get();
             detail::sqlite_stmt_scope scope(s);
-            if (auto ec = set_sync(sync_level < 0 ? full_level : sync_level)) return ec;
             std::vector<sync_action> out;
             out.reserve(count.load());
             for (;;) {
@@ -708,6 +724,7 @@ private:
 static_assert(syncvault::storage<sqlite_storage>);
 static_assert(syncvault::batch_storage<sqlite_storage>);
 static_assert(syncvault::flushable_storage<sqlite_storage>);
+static_assert(syncvault::thread_safe_storage<sqlite_storage>);
 
 } // namespace syncvault
 

@@ -1,0 +1,119 @@
+#ifndef SYNCVAULT_DETAIL_JOURNAL_FORMAT_HPP
+#define SYNCVAULT_DETAIL_JOURNAL_FORMAT_HPP
+
+// The bytes of a file_journal.
+//
+//   file   := magic record*
+//   magic  := "SVJRNL01" (8 bytes)
+//   record := crc:u32 length:u32 body[length]       little-endian; crc = CRC32C(length, body)
+//   body   := 1 entry          put: insert, or update in place
+//           | 2 id-bytes        remove
+//           | 3                 clear
+//           | 4 entry+          batch: all its puts or none (one record, one checksum)
+//   entry  := id_len:u16 id json_len:u32 json        json = detail::serialize_action
+//
+// The checksum covers the length, so a damaged length is caught like damaged content. An entry
+// carries its id ahead of the JSON so that opening a journal builds its index without parsing
+// JSON, and compaction copies entries verbatim into fresh records.
+
+#include <syncvault/detail/crc32c.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace syncvault::detail {
+
+inline constexpr char journal_magic[8] = {'S', 'V', 'J', 'R', 'N', 'L', '0', '1'};
+inline constexpr std::size_t journal_magic_size = sizeof journal_magic;
+inline constexpr std::size_t journal_header_size = 8;        // crc + length
+inline constexpr std::uint32_t journal_max_body = 1u << 30;  // larger lengths are damage
+inline constexpr std::size_t journal_max_id = 0xFFFF;
+
+enum class journal_op : unsigned char { put = 1, remove = 2, clear = 3, batch = 4 };
+
+inline void journal_put_u16(char* p, std::uint16_t v) noexcept
+{
+    p[0] = static_cast<char>(v & 0xFF);
+    p[1] = static_cast<char>(v >> 8);
+}
+
+inline void journal_put_u32(char* p, std::uint32_t v) noexcept
+{
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+inline std::uint16_t journal_get_u16(const char* p) noexcept
+{
+    return static_cast<std::uint16_t>(static_cast<unsigned char>(p[0]) |
+                                      (static_cast<unsigned char>(p[1]) << 8));
+}
+
+inline std::uint32_t journal_get_u32(const char* p) noexcept
+{
+    std::uint32_t v = 0;
+    for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return v;
+}
+
+/** Size of the entry holding `id` and `json`. */
+inline std::size_t journal_entry_size(std::size_t id_size, std::size_t json_size) noexcept
+{
+    return 2 + id_size + 4 + json_size;
+}
+
+/** Appends an entry to `out`. The caller checked `id.size() <= journal_max_id`. */
+inline void journal_append_entry(std::string& out, std::string_view id, std::string_view json)
+{
+    const std::size_t at = out.size();
+    out.resize(at + journal_entry_size(id.size(), json.size()));
+    char* p = out.data() + at;
+    journal_put_u16(p, static_cast<std::uint16_t>(id.size()));
+    std::memcpy(p + 2, id.data(), id.size());
+    journal_put_u32(p + 2 + id.size(), static_cast<std::uint32_t>(json.size()));
+    std::memcpy(p + 6 + id.size(), json.data(), json.size());
+}
+
+/** Starts a record in `out`: header space and the op byte. Finish it with `journal_seal`. */
+inline std::size_t journal_begin(std::string& out, journal_op op)
+{
+    const std::size_t at = out.size();
+    out.resize(at + journal_header_size + 1);
+    out[at + journal_header_size] = static_cast<char>(op);
+    return at;
+}
+
+/** Fills in the length and checksum of the record begun at `at`, which runs to `out`'s end. */
+inline void journal_seal(std::string& out, std::size_t at) noexcept
+{
+    char* p = out.data() + at;
+    const auto body = static_cast<std::uint32_t>(out.size() - at - journal_header_size);
+    journal_put_u32(p + 4, body);
+    journal_put_u32(p, crc32c(p + 4, 4 + std::size_t{body}));
+}
+
+/** A parsed entry: views into the buffer it was read from. */
+struct journal_entry {
+    std::string_view id, json;
+    std::size_t size = 0;  // bytes the entry occupies
+};
+
+/** Parses the entry at the start of [p, p + n); false if it does not fit. */
+inline bool journal_parse_entry(const char* p, std::size_t n, journal_entry& e) noexcept
+{
+    if (n < 2) return false;
+    const std::size_t id_size = journal_get_u16(p);
+    if (n < 6 + id_size) return false;
+    const std::size_t json_size = journal_get_u32(p + 2 + id_size);
+    if (n - 6 - id_size < json_size) return false;
+    e.id = {p + 2, id_size};
+    e.json = {p + 6 + id_size, json_size};
+    e.size = 6 + id_size + json_size;
+    return true;
+}
+
+} // namespace syncvault::detail
+
+#endif

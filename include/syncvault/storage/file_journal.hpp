@@ -1,0 +1,961 @@
+#ifndef SYNCVAULT_STORAGE_FILE_JOURNAL_HPP
+#define SYNCVAULT_STORAGE_FILE_JOURNAL_HPP
+
+/**
+ * @file
+ * `file_journal`: the default `syncvault::storage`, one append-only file of checksummed records
+ * in a directory of its own (`vault_config::storage_path`).
+ *
+ * What it promises (SPEC sections 4 and 7):
+ * - An inserting `save` returns only once the record is on disk (`fdatasync`), one sync per
+ *   record (`durability::per_record`, the default) or one shared by concurrent inserters
+ *   (`durability::group_commit`); `save_batch` costs one write and one sync, all or nothing.
+ *   `durability::none` never syncs: a process crash loses nothing, a power cut may lose the
+ *   actions saved since the last `flush()`.
+ * - Updates and removes are written before they return (a process crash keeps them) and synced
+ *   lazily: by the next inserting save, `flush()`, or the destructor.
+ * - One process, one instance: an exclusive `flock` on `syncvault.journal.lock`; a second
+ *   instance, in this process or another, throws `std::system_error` with `errc::storage_locked`.
+ * - Files are created 0600; the directory is synced when a file is created or replaced.
+ * - Opening recovers: a record cut short at the end of the file (a crash mid-write) is truncated
+ *   away; a damaged record anywhere else keeps every record before it, the damaged file is kept
+ *   as `syncvault.journal.corrupt-<UTC time>` and a `diagnostic` with `errc::storage_corrupt`
+ *   naming both files waits in `take_diagnostics()`.
+ * - A failed write (disk full, I/O error) returns `errc::storage_failed`, cuts the file back to
+ *   where it was and leaves the stored set unchanged. A failed `fdatasync` leaves the journal
+ *   refusing writes until it is reopened (the kernel may have dropped the unsynced pages).
+ * - When dead records outweigh live ones past `compaction_floor`, the call that made them dead
+ *   rewrites the live records to a new file and renames it into place. Enqueuers on other threads
+ *   wait only for the final switch, which copies the few records appended meanwhile.
+ *
+ * Memory: the journal keeps each action's id and where its record is, not the action;
+ * `load_all()` reads the records back.
+ *
+ * @code
+ * syncvault::file_journal journal{"/var/lib/app/outbox"};   // or file_journal{cfg}
+ * journal.save(action);                                      // durable when it returns
+ * for (const auto& a : journal.load_all().value()) ...;
+ * @endcode
+ */
+
+#include <syncvault/action.hpp>
+#include <syncvault/concepts/storage.hpp>
+#include <syncvault/config.hpp>
+#include <syncvault/detail/action_codec.hpp>
+#include <syncvault/detail/journal_format.hpp>
+#include <syncvault/detail/journal_io.hpp>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace syncvault {
+
+/** Moments a `file_journal_options::hook` is told about (for tests of concurrency). */
+enum class journal_event {
+    before_sync,        ///< an inserter is about to `fdatasync` (no lock held)
+    compaction_copied,  ///< compaction copied the live records; the switch comes next (no lock held)
+};
+
+/** How a `file_journal` behaves; the defaults suit a vault. */
+struct file_journal_options {
+    durability mode = durability::per_record;
+    /// Compact on its own when dead records outweigh live ones and the file is past the floor.
+    bool auto_compact = true;
+    std::uint64_t compaction_floor = std::uint64_t{4} << 20;  ///< bytes
+    /// Called at each `journal_event`, on the thread doing the work. For tests; leave it empty.
+    std::function<void(journal_event)> hook;
+};
+
+/** What a `file_journal` has done, for tests, benchmarks and monitoring. */
+struct file_journal_stats {
+    std::size_t actions = 0;          ///< stored actions, pending and dead
+    std::uint64_t file_bytes = 0;     ///< journal length
+    std::uint64_t synced_bytes = 0;   ///< a prefix of the journal known to be on disk
+    std::uint64_t live_bytes = 0;     ///< about how much of it the stored actions take
+    std::uint64_t syncs = 0;          ///< fdatasync calls for inserts and `flush()`
+    std::uint64_t compactions = 0;
+};
+
+namespace detail {
+
+struct journal_id_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept
+    {
+        return std::hash<std::string_view>{}(s);
+    }
+};
+
+// Everything behind file_journal's pointer. One mutex guards the index and the file's end;
+// fdatasync, compaction's bulk copy and load_all's reads and parsing run without it.
+class journal_impl {
+public:
+    journal_impl(std::filesystem::path directory, file_journal_options options)
+        : dir_(std::move(directory)), opts_(std::move(options))
+    {
+        if (dir_.empty())
+            throw std::invalid_argument(
+                "syncvault: file_journal needs a directory (vault_config::storage_path is empty)");
+        path_ = dir_ / "syncvault.journal";
+        lock_path_ = path_;
+        lock_path_ += ".lock";
+        temp_path_ = path_;
+        temp_path_ += ".compact";
+
+        std::error_code ec;
+        const bool made = std::filesystem::create_directories(dir_, ec);
+        if (ec) fail_open("cannot create the journal directory " + dir_.string(), ec);
+        if (made) (void)journal_sync_dir(parent_of(dir_));
+
+        take_lock();
+        if (::unlink(temp_path_.c_str()) != 0 && errno != ENOENT)  // a compaction cut short
+            fail_open("cannot remove " + temp_path_.string(), journal_errno());
+
+        int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        const bool created = fd >= 0;
+        if (fd < 0 && errno == EEXIST) fd = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0) fail_open("cannot open " + path_.string(), journal_errno());
+        file_ = std::make_shared<journal_fd>(fd);
+
+        std::unique_lock lk(mu_);
+        if (created) {
+            if (auto e = write_magic()) fail_open("cannot write " + path_.string(), e);
+            if (auto e = journal_sync_dir(dir_)) fail_open("cannot sync " + dir_.string(), e);
+        } else {
+            recover(lk);
+        }
+        open_ = true;
+    }
+
+    journal_impl(const journal_impl&) = delete;
+    journal_impl& operator=(const journal_impl&) = delete;
+
+    ~journal_impl()
+    {
+        if (opts_.mode != durability::none) (void)flush();
+    }
+
+    std::error_code save(const sync_action& a)
+    {
+        std::string rec;
+        if (auto ec = encode_put(rec, a)) return ec;
+        const std::uint64_t entry_size = rec.size() - journal_header_size - 1;
+
+        std::unique_lock lk(mu_);
+        if (failed_) return make_error_code(errc::storage_failed);
+        const bool insert = index_.find(a.id) == index_.end();
+        const std::uint64_t entry_off = end_ + journal_header_size + 1;
+        if (auto ec = append_locked(rec)) return ec;
+        apply_put(a.id, entry_off, static_cast<std::uint32_t>(entry_size));
+        if (!insert) {
+            maybe_compact(lk);
+            return {};
+        }
+        const std::string_view ids[] = {a.id};
+        return sync_inserts(lk, end_, ids);
+    }
+
+    std::error_code save_batch(std::span<const sync_action> batch)
+    {
+        if (batch.empty()) return {};
+        std::string rec;
+        const std::size_t at = journal_begin(rec, journal_op::batch);
+        for (const auto& a : batch) {
+            if (a.id.size() > journal_max_id) return make_error_code(errc::invalid_request);
+            const std::string json = serialize_action(a);
+            if (rec.size() + json.size() + a.id.size() + 6 > journal_max_body)
+                return make_error_code(errc::invalid_request);
+            journal_append_entry(rec, a.id, json);
+        }
+        journal_seal(rec, at);
+
+        std::unique_lock lk(mu_);
+        if (failed_) return make_error_code(errc::storage_failed);
+        std::vector<std::string_view> inserted;
+        for (const auto& a : batch)
+            if (index_.find(a.id) == index_.end() &&
+                std::find(inserted.begin(), inserted.end(), a.id) == inserted.end())
+                inserted.push_back(a.id);
+        const std::uint64_t body_off = end_ + journal_header_size;
+        if (auto ec = append_locked(rec)) return ec;
+        std::size_t k = journal_header_size + 1;
+        while (k < rec.size()) {
+            journal_entry e;
+            journal_parse_entry(rec.data() + k, rec.size() - k, e);
+            apply_put(e.id, body_off + (k - journal_header_size), static_cast<std::uint32_t>(e.size));
+            k += e.size;
+        }
+        if (inserted.empty()) {
+            maybe_compact(lk);
+            return {};
+        }
+        return sync_inserts(lk, end_, inserted);
+    }
+
+    std::error_code remove(std::string_view id)
+    {
+        std::string rec;
+        const std::size_t at = journal_begin(rec, journal_op::remove);
+        rec.append(id);
+        journal_seal(rec, at);
+
+        std::unique_lock lk(mu_);
+        if (index_.find(id) == index_.end()) return {};
+        if (failed_) return make_error_code(errc::storage_failed);
+        if (auto ec = append_locked(rec)) return ec;
+        apply_remove(id);
+        maybe_compact(lk);
+        return {};
+    }
+
+    std::error_code clear()
+    {
+        std::string rec;
+        journal_seal(rec, journal_begin(rec, journal_op::clear));
+
+        std::unique_lock lk(mu_);
+        if (live_ == 0) return {};
+        if (failed_) return make_error_code(errc::storage_failed);
+        if (auto ec = append_locked(rec)) return ec;
+        apply_clear();
+        maybe_compact(lk);
+        return {};
+    }
+
+    std::size_t count() const
+    {
+        std::lock_guard lk(mu_);
+        return live_;
+    }
+
+    result<std::vector<sync_action>> load_all() const
+    {
+        std::vector<std::pair<std::uint64_t, std::uint32_t>> where;
+        std::shared_ptr<journal_fd> file;
+        std::uint64_t size = 0;
+        {
+            std::lock_guard lk(mu_);
+            where.reserve(live_);
+            for (const auto& s : slots_)
+                if (s.kv) where.emplace_back(s.off, s.len);
+            file = file_;
+            size = end_;
+        }
+        // Read in file order (sequential I/O), place in insertion order.
+        std::vector<std::uint32_t> order(where.size());
+        std::iota(order.begin(), order.end(), 0u);
+        if (!std::is_sorted(where.begin(), where.end()))
+            std::sort(order.begin(), order.end(),
+                      [&](auto x, auto y) { return where[x].first < where[y].first; });
+
+        std::vector<sync_action> out(where.size());
+        journal_reader reader(file->get(), size);
+        boost::json::parse_options po;
+        po.allow_invalid_utf8 = true;
+        boost::json::parser parser(boost::json::storage_ptr(), po);
+        alignas(std::max_align_t) unsigned char scratch[4096];
+        for (auto i : order) {
+            const char* p = nullptr;
+            std::size_t avail = 0;
+            if (auto ec = reader.fetch(where[i].first, where[i].second, p, avail)) {
+                remember(ec);
+                return make_error_code(errc::storage_failed);
+            }
+            journal_entry e;
+            if (avail < where[i].second || !journal_parse_entry(p, avail, e))
+                return make_error_code(errc::storage_corrupt);
+            // A monotonic arena per record: the parsed tree costs no heap allocation.
+            boost::json::monotonic_resource arena(scratch, sizeof scratch);
+            parser.reset(boost::json::storage_ptr(&arena));
+            boost::system::error_code jec;
+            parser.write(e.json.data(), e.json.size(), jec);
+            if (jec) return make_error_code(errc::storage_corrupt);
+            auto decoded = decode_action(parser.release());
+            if (!decoded || decoded->id != e.id) return make_error_code(errc::storage_corrupt);
+            out[i] = std::move(*decoded);
+        }
+        return out;
+    }
+
+    std::error_code flush()
+    {
+        std::unique_lock lk(mu_);
+        if (end_ == synced_) return {};
+        if (failed_) return make_error_code(errc::storage_failed);
+        const auto gen = file_gen_;
+        const auto upto = end_;
+        auto file = file_;
+        ++stats_.syncs;
+        lk.unlock();
+        auto ec = journal_datasync(file->get());
+        lk.lock();
+        if (gen != file_gen_) return {};  // compaction synced a copy of everything
+        if (ec) return poison(ec);
+        synced_ = std::max(synced_, upto);
+        return {};
+    }
+
+    std::error_code compact()
+    {
+        std::unique_lock lk(mu_);
+        if (compacting_) return {};
+        if (failed_) return make_error_code(errc::storage_failed);
+        return run_compaction(lk);
+    }
+
+    std::vector<diagnostic> take_diagnostics()
+    {
+        std::lock_guard lk(mu_);
+        return std::exchange(diagnostics_, {});
+    }
+
+    file_journal_stats stats() const
+    {
+        std::lock_guard lk(mu_);
+        auto s = stats_;
+        s.actions = live_;
+        s.file_bytes = end_;
+        s.synced_bytes = synced_;
+        s.live_bytes = live_bytes_;
+        return s;
+    }
+
+    std::error_code last_system_error() const
+    {
+        std::lock_guard lk(mu_);
+        return last_error_;
+    }
+
+    const std::filesystem::path& path() const noexcept { return path_; }
+
+private:
+    using index_map = std::unordered_map<std::string, std::uint32_t, journal_id_hash, std::equal_to<>>;
+
+    // One stored action in insertion order: its entry's place in the file. `kv` points at its
+    // index node (stable in an unordered_map); null once removed (a tombstone, swept later).
+    struct slot {
+        index_map::value_type* kv;
+        std::uint64_t off;
+        std::uint32_t len;
+    };
+
+    static std::uint64_t cost(std::uint32_t entry_len) noexcept
+    {
+        return std::uint64_t{entry_len} + journal_header_size + 1;
+    }
+
+    static std::filesystem::path parent_of(const std::filesystem::path& dir)
+    {
+        auto p = dir.has_filename() ? dir : dir.parent_path();
+        auto parent = p.parent_path();
+        return parent.empty() ? std::filesystem::path(".") : parent;
+    }
+
+    [[noreturn]] static void fail_open(const std::string& what, std::error_code ec)
+    {
+        throw std::system_error(make_error_code(errc::storage_failed),
+                                "syncvault: " + what + " (" + ec.message() + ")");
+    }
+
+    void take_lock()
+    {
+        int fd = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) fail_open("cannot open " + lock_path_.string(), journal_errno());
+        lock_fd_ = journal_fd{fd};
+        while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if (errno == EINTR) continue;
+            if (errno == EWOULDBLOCK)
+                throw std::system_error(make_error_code(errc::storage_locked),
+                                        "syncvault: journal " + path_.string() +
+                                            " is open in another vault or process");
+            fail_open("cannot lock " + lock_path_.string(), journal_errno());
+        }
+    }
+
+    std::error_code write_magic()
+    {
+        if (auto ec = journal_pwrite(file_->get(), journal_magic, journal_magic_size, 0)) return ec;
+        if (::ftruncate(file_->get(), journal_magic_size) != 0) return journal_errno();
+        if (auto ec = journal_datasync(file_->get())) return ec;
+        end_ = synced_ = journal_magic_size;
+        return {};
+    }
+
+    std::error_code encode_put(std::string& rec, const sync_action& a) const
+    {
+        if (a.id.size() > journal_max_id) return make_error_code(errc::invalid_request);
+        const std::string json = serialize_action(a);
+        if (json.size() + a.id.size() + 16 > journal_max_body)
+            return make_error_code(errc::invalid_request);
+        rec.reserve(journal_header_size + 1 + journal_entry_size(a.id.size(), json.size()));
+        const std::size_t at = journal_begin(rec, journal_op::put);
+        journal_append_entry(rec, a.id, json);
+        journal_seal(rec, at);
+        return {};
+    }
+
+    void remember(std::error_code ec) const
+    {
+        std::lock_guard lk(mu_);
+        last_error_ = ec;
+    }
+
+    // Appends a whole record at the end. On failure the file is cut back, so no half record
+    // stays for a later open to misread; if even that fails, the journal refuses writes.
+    std::error_code append_locked(std::string_view rec)
+    {
+        if (auto ec = journal_pwrite(file_->get(), rec.data(), rec.size(), end_)) {
+            last_error_ = ec;
+            if (::ftruncate(file_->get(), static_cast<off_t>(end_)) != 0) failed_ = true;
+            return make_error_code(errc::storage_failed);
+        }
+        end_ += rec.size();
+        return {};
+    }
+
+    std::error_code poison(std::error_code ec)
+    {
+        last_error_ = ec;
+        failed_ = true;
+        return make_error_code(errc::storage_failed);
+    }
+
+    // Returns once bytes [0, target) are synced, per the durability mode. A failed sync undoes
+    // the inserts in memory and stops writes: the kernel may have dropped the pages.
+    std::error_code sync_inserts(std::unique_lock<std::mutex>& lk, std::uint64_t target,
+                                 std::span<const std::string_view> ids)
+    {
+        if (opts_.mode == durability::none) return {};
+        const auto gen = file_gen_;
+        std::error_code ec;
+        if (opts_.mode == durability::per_record) {
+            auto file = file_;
+            const auto upto = end_;
+            ++stats_.syncs;
+            lk.unlock();
+            if (opts_.hook) opts_.hook(journal_event::before_sync);
+            ec = journal_datasync(file->get());
+            lk.lock();
+            if (gen != file_gen_) return {};
+            if (!ec) {
+                synced_ = std::max(synced_, upto);
+                return {};
+            }
+        } else {
+            // Group commit: one leader syncs everything written so far; the others wait and
+            // are covered, or lead the next round.
+            while (gen == file_gen_ && synced_ < target && !failed_) {
+                if (syncing_) {
+                    sync_cv_.wait(lk);
+                    continue;
+                }
+                syncing_ = true;
+                auto file = file_;
+                const auto upto = end_;
+                ++stats_.syncs;
+                lk.unlock();
+                if (opts_.hook) opts_.hook(journal_event::before_sync);
+                auto e = journal_datasync(file->get());
+                lk.lock();
+                syncing_ = false;
+                if (e)
+                    (void)poison(e);
+                else if (gen == file_gen_)
+                    synced_ = std::max(synced_, upto);
+                sync_cv_.notify_all();
+            }
+            if (gen != file_gen_ || synced_ >= target) return {};
+            ec = last_error_;
+        }
+        for (auto id : ids) apply_remove(id);
+        return poison(ec);
+    }
+
+    void apply_put(std::string_view id, std::uint64_t off, std::uint32_t len)
+    {
+        if (auto it = index_.find(id); it != index_.end()) {
+            auto& s = slots_[it->second];
+            live_bytes_ -= cost(s.len);
+            s.off = off;
+            s.len = len;
+        } else {
+            auto [node, _] = index_.emplace(std::string(id), static_cast<std::uint32_t>(slots_.size()));
+            slots_.push_back({&*node, off, len});
+            ++live_;
+        }
+        live_bytes_ += cost(len);
+    }
+
+    void apply_remove(std::string_view id)
+    {
+        auto it = index_.find(id);
+        if (it == index_.end()) return;
+        auto& s = slots_[it->second];
+        live_bytes_ -= cost(s.len);
+        s.kv = nullptr;
+        index_.erase(it);
+        --live_;
+        sweep_slots();
+    }
+
+    void apply_clear()
+    {
+        for (auto& s : slots_) s.kv = nullptr;
+        index_.clear();
+        live_ = 0;
+        live_bytes_ = 0;
+        sweep_slots();
+    }
+
+    // Drops tombstones once they are the majority (FIFO removal leaves them at the front).
+    // Not while compacting: its plan names slots by position.
+    void sweep_slots()
+    {
+        if (compacting_ || slots_.size() < 1024 || slots_.size() < 2 * live_) return;
+        std::size_t j = 0;
+        for (const auto& s : slots_)
+            if (s.kv) {
+                slots_[j] = s;
+                s.kv->second = static_cast<std::uint32_t>(j);
+                ++j;
+            }
+        slots_.resize(j);
+        if (slots_.capacity() > 4 * j + 1024) slots_.shrink_to_fit();
+    }
+
+    void maybe_compact(std::unique_lock<std::mutex>& lk)
+    {
+        if (!opts_.auto_compact || compacting_ || failed_) return;
+        if (end_ < opts_.compaction_floor || end_ < retry_compaction_at_) return;
+        const std::uint64_t data = end_ - journal_magic_size;
+        const std::uint64_t dead = data > live_bytes_ ? data - live_bytes_ : 0;
+        if (dead <= live_bytes_) return;
+        (void)run_compaction(lk);
+    }
+
+    // Copies [from, to) of `src` to the end of `dst`.
+    static std::error_code copy_range(int src, std::uint64_t from, std::uint64_t to, int dst,
+                                      std::uint64_t& dst_end, std::string& buf)
+    {
+        buf.resize(1u << 20);
+        while (from < to) {
+            const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), to - from));
+            std::size_t got = 0;
+            if (auto ec = journal_pread(src, buf.data(), want, from, got)) return ec;
+            if (got != want) return std::make_error_code(std::errc::io_error);
+            if (auto ec = journal_pwrite(dst, buf.data(), got, dst_end)) return ec;
+            from += got;
+            dst_end += got;
+        }
+        return {};
+    }
+
+    // Rewrites the journal as one put record per stored action, in order, without holding the
+    // lock for the bulk of the work: snapshot the slots, copy their entries to a temporary file,
+    // copy whatever was appended meanwhile verbatim (it replays on top), and under the lock copy
+    // the last few bytes, sync, rename, sync the directory and repoint the slots.
+    std::error_code run_compaction(std::unique_lock<std::mutex>& lk)
+    {
+        struct moved {
+            std::uint32_t slot, len;
+            std::uint64_t from, to;
+        };
+        compacting_ = true;
+        std::vector<moved> plan;
+        plan.reserve(live_);
+        for (std::uint32_t i = 0; i < slots_.size(); ++i)
+            if (slots_[i].kv) plan.push_back({i, slots_[i].len, slots_[i].off, 0});
+        const std::uint64_t start = end_;
+        auto src = file_;
+        lk.unlock();
+
+        std::error_code ec;
+        journal_fd tmp{::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
+        if (!tmp) ec = journal_errno();
+        std::uint64_t tmp_end = 0;
+        std::string buf;
+        if (!ec) {
+            buf.assign(journal_magic, journal_magic_size);
+            journal_reader reader(src->get(), start);
+            for (auto& m : plan) {
+                const char* p = nullptr;
+                std::size_t avail = 0;
+                if ((ec = reader.fetch(m.from, m.len, p, avail))) break;
+                if (avail != m.len) {
+                    ec = std::make_error_code(std::errc::io_error);
+                    break;
+                }
+                m.to = tmp_end + buf.size() + journal_header_size + 1;
+                const std::size_t at = journal_begin(buf, journal_op::put);
+                buf.append(p, m.len);
+                journal_seal(buf, at);
+                if (buf.size() >= (1u << 20)) {
+                    if ((ec = journal_pwrite(tmp.get(), buf.data(), buf.size(), tmp_end))) break;
+                    tmp_end += buf.size();
+                    buf.clear();
+                }
+            }
+            if (!ec) ec = journal_pwrite(tmp.get(), buf.data(), buf.size(), tmp_end);
+            if (!ec) tmp_end += buf.size();
+        }
+        const std::uint64_t tail_base = tmp_end;  // where old byte `start` lands
+        std::uint64_t copied = start;
+        for (int round = 0; !ec && round < 8; ++round) {
+            lk.lock();
+            const auto end = end_;
+            lk.unlock();
+            if (end - copied < (64u << 10)) break;
+            ec = copy_range(src->get(), copied, end, tmp.get(), tmp_end, buf);
+            copied = end;
+        }
+        if (!ec) ec = journal_datasync(tmp.get());
+        if (!ec && open_ && opts_.hook) opts_.hook(journal_event::compaction_copied);
+
+        lk.lock();
+        if (!ec && copied < end_) {
+            ec = copy_range(src->get(), copied, end_, tmp.get(), tmp_end, buf);
+            if (!ec) ec = journal_datasync(tmp.get());
+        }
+        if (!ec && ::rename(temp_path_.c_str(), path_.c_str()) != 0) ec = journal_errno();
+        if (ec) {
+            ::unlink(temp_path_.c_str());
+            compacting_ = false;
+            retry_compaction_at_ = end_ + std::max<std::uint64_t>(opts_.compaction_floor, 1u << 20);
+            last_error_ = ec;
+            return make_error_code(errc::storage_failed);
+        }
+        const auto dir_ec = journal_sync_dir(dir_);
+
+        // Repoint the slots: copied ones to their new place, later ones shifted with the tail.
+        // The high bit marks "done" so a shifted offset is never mistaken for an old one.
+        constexpr std::uint64_t done = std::uint64_t{1} << 63;
+        for (const auto& m : plan) {
+            auto& s = slots_[m.slot];
+            if (s.kv && s.off == m.from) s.off = m.to | done;
+        }
+        for (auto& s : slots_)
+            if (s.kv) s.off = (s.off & done) ? (s.off & ~done) : s.off - start + tail_base;
+
+        file_ = std::make_shared<journal_fd>(std::move(tmp));
+        ++file_gen_;
+        end_ = tmp_end;
+        synced_ = tmp_end;
+        ++stats_.compactions;
+        compacting_ = false;
+        retry_compaction_at_ = 0;
+        sweep_slots();
+        sync_cv_.notify_all();
+        return dir_ec ? poison(dir_ec) : std::error_code{};
+    }
+
+    // Applies one record's body (already checksummed). False: well-formed checksum, malformed
+    // content; nothing applied.
+    bool replay(const char* body, std::uint32_t len, std::uint64_t body_off)
+    {
+        const char* p = body + 1;
+        const std::size_t n = len - 1;
+        journal_entry e;
+        switch (static_cast<journal_op>(body[0])) {
+        case journal_op::put:
+            if (!journal_parse_entry(p, n, e) || e.size != n) return false;
+            apply_put(e.id, body_off + 1, static_cast<std::uint32_t>(n));
+            return true;
+        case journal_op::remove: apply_remove({p, n}); return true;
+        case journal_op::clear:
+            if (n != 0) return false;
+            apply_clear();
+            return true;
+        case journal_op::batch: {
+            if (n == 0) return false;
+            for (std::size_t k = 0; k < n; k += e.size)
+                if (!journal_parse_entry(p + k, n - k, e)) return false;
+            for (std::size_t k = 0; k < n; k += e.size) {
+                journal_parse_entry(p + k, n - k, e);
+                apply_put(e.id, body_off + 1 + k, static_cast<std::uint32_t>(e.size));
+            }
+            return true;
+        }
+        }
+        return false;
+    }
+
+    // True if a whole, checksummed record starts anywhere in (off, size): then the bad bytes at
+    // `off` are damage in the middle, not a write cut short at the end.
+    static bool record_follows(journal_reader& r, std::uint64_t off)
+    {
+        const std::uint64_t size = r.size();
+        for (std::uint64_t q = off + 1; q + journal_header_size + 1 <= size; ++q) {
+            const char* p = nullptr;
+            std::size_t avail = 0;
+            if (r.fetch(q, journal_header_size + 1, p, avail) || avail < journal_header_size + 1)
+                return false;
+            const std::uint32_t len = journal_get_u32(p + 4);
+            const auto op = static_cast<unsigned char>(p[8]);
+            if (len == 0 || len > size - q - journal_header_size || op < 1 || op > 4) continue;
+            const std::uint32_t crc = journal_get_u32(p);
+            if (r.fetch(q, journal_header_size + len, p, avail) || avail < journal_header_size + len)
+                return false;
+            if (crc32c(p + 4, 4 + std::size_t{len}) == crc) return true;
+        }
+        return false;
+    }
+
+    static bool all_zero(journal_reader& r, std::uint64_t off)
+    {
+        for (std::uint64_t q = off; q < r.size();) {
+            const char* p = nullptr;
+            std::size_t avail = 0;
+            if (r.fetch(q, static_cast<std::size_t>(std::min<std::uint64_t>(r.size() - q, 1u << 16)), p, avail) ||
+                avail == 0)
+                return false;
+            for (std::size_t i = 0; i < avail; ++i)
+                if (p[i] != 0) return false;
+            q += avail;
+        }
+        return true;
+    }
+
+    void recover(std::unique_lock<std::mutex>& lk)
+    {
+        std::uint64_t size = 0;
+        if (auto ec = journal_file_size(file_->get(), size)) fail_open("cannot stat " + path_.string(), ec);
+        journal_reader r(file_->get(), size, 4u << 20);
+        const char* p = nullptr;
+        std::size_t avail = 0;
+        if (auto ec = r.fetch(0, journal_magic_size, p, avail)) fail_open("cannot read " + path_.string(), ec);
+        if (std::memcmp(p, journal_magic, avail) != 0) {
+            end_ = journal_magic_size;  // nothing of it is kept
+            set_aside(lk, 0, 0, "it does not start like a syncvault journal");
+            return;
+        }
+        if (avail < journal_magic_size) {  // created, then cut short before its first sync
+            if (auto ec = write_magic()) fail_open("cannot write " + path_.string(), ec);
+            return;
+        }
+
+        std::uint64_t off = journal_magic_size;
+        std::size_t records = 0;
+        const char* problem = nullptr;
+        bool cut_short = false;  // the bad record runs past the end of the file
+        while (off < size) {
+            if (auto ec = r.fetch(off, journal_header_size, p, avail))
+                fail_open("cannot read " + path_.string(), ec);
+            if (avail < journal_header_size) {
+                cut_short = true;
+                break;
+            }
+            const std::uint32_t crc = journal_get_u32(p);
+            const std::uint32_t len = journal_get_u32(p + 4);
+            if (len > size - off - journal_header_size) {
+                cut_short = true;
+                break;
+            }
+            if (len == 0 || len > journal_max_body) {
+                cut_short = all_zero(r, off);  // a zero-filled tail: extended, never written
+                problem = "impossible record length";
+                break;
+            }
+            if (auto ec = r.fetch(off, journal_header_size + len, p, avail))
+                fail_open("cannot read " + path_.string(), ec);
+            if (crc32c(p + 4, 4 + std::size_t{len}) != crc) {
+                problem = "checksum mismatch";
+                break;
+            }
+            if (!replay(p + journal_header_size, len, off + journal_header_size)) {
+                problem = "malformed record";
+                break;
+            }
+            off += journal_header_size + len;
+            ++records;
+        }
+        end_ = off;
+        synced_ = off;
+        if (off == size) return;
+        if (cut_short && !record_follows(r, off)) {
+            // A write cut short by a crash: it was never acknowledged, so dropping it loses nothing.
+            if (::ftruncate(file_->get(), static_cast<off_t>(off)) != 0)
+                fail_open("cannot truncate " + path_.string(), journal_errno());
+            if (auto ec = journal_datasync(file_->get())) fail_open("cannot sync " + path_.string(), ec);
+            return;
+        }
+        set_aside(lk, off, records, problem ? problem : "record cut short before later records");
+    }
+
+    // Keeps the damaged file under another name (a hard link: no copy, atomic), then rewrites
+    // the journal from what was recovered and reports both names.
+    void set_aside(std::unique_lock<std::mutex>& lk, std::uint64_t off, std::size_t records,
+                   const char* problem)
+    {
+        const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+        std::tm utc{};
+        ::gmtime_r(&now, &utc);
+        char stamp[32];
+        std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+        std::filesystem::path aside;
+        for (int i = 1;; ++i) {
+            aside = path_;
+            aside += ".corrupt-";
+            aside += stamp;
+            if (i > 1) aside += "-" + std::to_string(i);
+            if (::link(path_.c_str(), aside.c_str()) == 0) break;
+            if (errno == EEXIST) continue;
+            std::error_code ec;  // no hard links here: copy
+            if (!std::filesystem::copy_file(path_, aside, ec)) {
+                if (ec == std::errc::file_exists) continue;
+                fail_open("cannot set aside the damaged journal " + path_.string() + " as " + aside.string(), ec);
+            }
+            journal_fd copy{::open(aside.c_str(), O_RDONLY | O_CLOEXEC)};
+            if (!copy || ::fsync(copy.get()) != 0)
+                fail_open("cannot sync " + aside.string(), journal_errno());
+            break;
+        }
+        if (auto ec = journal_sync_dir(dir_)) fail_open("cannot sync " + dir_.string(), ec);
+        if (run_compaction(lk)) fail_open("cannot rewrite " + path_.string(), last_error_);
+        diagnostics_.push_back(
+            {make_error_code(errc::storage_corrupt),
+             "syncvault: journal " + path_.string() + " was damaged at byte " + std::to_string(off) +
+                 " (" + problem + "); kept the " + std::to_string(records) +
+                 " records before it (" + std::to_string(live_) +
+                 " actions); the damaged file, with everything after that byte, is kept as " +
+                 aside.string()});
+    }
+
+    std::filesystem::path dir_, path_, lock_path_, temp_path_;
+    file_journal_options opts_;
+    journal_fd lock_fd_;
+
+    mutable std::mutex mu_;
+    std::condition_variable sync_cv_;
+    std::shared_ptr<journal_fd> file_;   // readers keep the file they started on
+    std::uint64_t file_gen_ = 0;         // bumped when compaction replaces the file
+    std::uint64_t end_ = 0;              // bytes of whole records written
+    std::uint64_t synced_ = 0;           // a prefix known to be on disk
+    bool syncing_ = false;               // a group-commit leader is in fdatasync
+    bool failed_ = false;                // a sync or a cut-back failed: refuse writes
+    bool compacting_ = false;
+    bool open_ = false;                  // construction (and its recovery) is over
+    std::uint64_t retry_compaction_at_ = 0;
+    mutable std::error_code last_error_;
+
+    index_map index_;
+    std::vector<slot> slots_;            // insertion order, with tombstones
+    std::size_t live_ = 0;
+    std::uint64_t live_bytes_ = 0;
+    std::vector<diagnostic> diagnostics_;
+    file_journal_stats stats_;
+};
+
+} // namespace detail
+
+/**
+ * The default durable storage: an append-only, checksummed journal in a directory (see the file
+ * comment for its guarantees). Models `syncvault::storage` and the optional hooks `save_batch`,
+ * `flush` and `take_diagnostics`. All members may be called from any thread. Movable; a
+ * moved-from journal may only be destroyed or assigned to.
+ */
+class file_journal {
+public:
+    /** The journal's file name inside its directory. */
+    static constexpr std::string_view file_name = "syncvault.journal";
+
+    /**
+     * Opens (creating if needed) the journal in `cfg.storage_path`, synced per
+     * `cfg.storage_durability`.
+     * @throws std::invalid_argument if `storage_path` is empty;
+     *         std::system_error with `errc::storage_locked` if another instance holds it, or
+     *         `errc::storage_failed` (naming the path) if it cannot be created or read.
+     */
+    explicit file_journal(const vault_config& cfg)
+        : file_journal(checked_path(cfg), options_for(cfg.storage_durability))
+    {
+    }
+
+    /** Opens the journal in `directory`; throws as the config constructor does. */
+    explicit file_journal(std::filesystem::path directory, durability mode = durability::per_record)
+        : file_journal(std::move(directory), options_for(mode))
+    {
+    }
+
+    /** Opens the journal in `directory` with every option spelled out. */
+    file_journal(std::filesystem::path directory, file_journal_options options)
+        : impl_(std::make_unique<detail::journal_impl>(std::move(directory), std::move(options)))
+    {
+    }
+
+    /** Inserts `a`, or replaces the action with its id in place (see the durability rules). */
+    std::error_code save(const sync_action& a) { return impl_->save(a); }
+    /** Saves every action with one write and, if any is new, one sync; all or nothing. */
+    std::error_code save_batch(std::span<const sync_action> batch) { return impl_->save_batch(batch); }
+    /** Forgets the action `id`; unknown ids are not an error. */
+    std::error_code remove(std::string_view id) { return impl_->remove(id); }
+    /** Every stored action in insertion order, read back from the file. */
+    result<std::vector<sync_action>> load_all() const { return impl_->load_all(); }
+    /** Forgets every action. */
+    std::error_code clear() { return impl_->clear(); }
+    /** How many actions are stored. */
+    std::size_t count() const { return impl_->count(); }
+    /** Syncs what was written lazily (updates and removes). */
+    std::error_code flush() { return impl_->flush(); }
+    /** Problems found and recovered from since the last call (a damaged journal set aside). */
+    std::vector<diagnostic> take_diagnostics() { return impl_->take_diagnostics(); }
+
+    /** Rewrites the journal with only the stored actions, now, whatever the thresholds. */
+    std::error_code compact() { return impl_->compact(); }
+    /** Counters; `synced_bytes` lets a test simulate a power cut by keeping only that prefix. */
+    file_journal_stats stats() const { return impl_->stats(); }
+    /** The operating system's error behind the last `errc::storage_failed`, for logs. */
+    std::error_code last_system_error() const { return impl_->last_system_error(); }
+    /** The journal file. */
+    const std::filesystem::path& path() const noexcept { return impl_->path(); }
+
+private:
+    static file_journal_options options_for(durability mode)
+    {
+        file_journal_options o;
+        o.mode = mode;
+        return o;
+    }
+
+    static std::filesystem::path checked_path(const vault_config& cfg)
+    {
+        if (cfg.storage_path.empty())
+            throw std::invalid_argument(
+                "syncvault: vault_config::storage_path is empty; file_journal needs a directory");
+        return cfg.storage_path;
+    }
+
+    std::unique_ptr<detail::journal_impl> impl_;
+};
+
+static_assert(syncvault::storage<file_journal>);
+static_assert(syncvault::batch_storage<file_journal>);
+static_assert(syncvault::flushable_storage<file_journal>);
+static_assert(syncvault::diagnosing_storage<file_journal>);
+
+} // namespace syncvault
+
+#endif

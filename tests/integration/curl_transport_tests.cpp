@@ -1,0 +1,469 @@
+// curl_transport and polling_connectivity against a real loopback server (tests/support).
+#include <syncvault/connectivity/polling_connectivity.hpp>
+#include <syncvault/transport/curl_transport.hpp>
+
+#include "support/test_server.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+using syncvault::errc;
+using syncvault::http_method;
+using syncvault::http_request;
+using syncvault::test_support::step;
+using syncvault::test_support::test_server;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+syncvault::vault_config config_for(const test_server& server)
+{
+    syncvault::vault_config cfg;
+    cfg.base_url = server.base_url();
+    cfg.connect_timeout = 2s;
+    cfg.receive_timeout = 5s;
+    return cfg;
+}
+
+http_request request(http_method m, const test_server& server, std::string target, std::string body = {})
+{
+    return {m, server.base_url() + target, {}, std::move(body)};
+}
+
+std::filesystem::path temp_dir(const std::string& name)
+{
+    auto dir = std::filesystem::temp_directory_path() /
+               ("syncvault-" + name + "-" + std::to_string(steady::now().time_since_epoch().count()));
+    std::filesystem::create_directories(dir);
+    return dir;
+}
+
+} // namespace
+
+TEST_CASE("curl_transport sends every method and returns status, headers and body",
+          "[integration][curl]")
+{
+    test_server server;
+    syncvault::curl_transport t{config_for(server)};
+
+    SECTION("GET")
+    {
+        auto r = t.send(request(http_method::get, server, "/things?id=7"));
+        REQUIRE(r.has_value());
+        CHECK(r->status == 200);
+        CHECK(r->body == "/things?id=7");
+        CHECK(syncvault::find_header(r->headers, "x-method") == "GET");
+        CHECK(server.requests().at(0).method == "GET");
+    }
+    SECTION("HEAD")
+    {
+        auto r = t.send(request(http_method::head, server, "/things"));
+        REQUIRE(r.has_value());
+        CHECK(r->status == 200);
+        CHECK(r->body.empty());
+        CHECK(syncvault::find_header(r->headers, "X-Method") == "HEAD");
+    }
+    SECTION("POST, PUT, PATCH and DELETE with a body and headers")
+    {
+        for (auto m : {http_method::post, http_method::put, http_method::patch, http_method::delete_}) {
+            auto req = request(m, server, "/jobs/1", R"({"state":"DONE"})");
+            req.headers = {{"Content-Type", "application/json"}, {"Idempotency-Key", "k-" + std::string(to_string(m))},
+                           {"X-Empty", ""}};
+            auto r = t.send(req);
+            REQUIRE(r.has_value());
+            CHECK(r->status == 200);
+            CHECK(r->body == R"({"state":"DONE"})");
+            CHECK(syncvault::find_header(r->headers, "X-Method") == to_string(m));
+            const auto seen = server.requests().back();
+            CHECK(seen.method == to_string(m));
+            CHECK(seen.target == "/jobs/1");
+            CHECK(seen.body == R"({"state":"DONE"})");
+            CHECK(seen.header_value("content-type") == "application/json");
+            CHECK(seen.header_value("X-Empty") == "");
+            CHECK_FALSE(seen.header_value("Expect"));
+        }
+        CHECK(server.effect_count() == 4);
+    }
+    SECTION("DELETE without a body, POST without a content type")
+    {
+        REQUIRE(t.send(request(http_method::delete_, server, "/jobs/1")).has_value());
+        CHECK(server.requests().back().method == "DELETE");
+        CHECK(server.requests().back().body.empty());
+        REQUIRE(t.send(request(http_method::post, server, "/raw", "bytes")).has_value());
+        // libcurl's made-up form content type is not sent.
+        CHECK_FALSE(server.requests().back().header_value("Content-Type"));
+    }
+    SECTION("a binary body survives intact")
+    {
+        std::string bytes;
+        for (int i = 0; i < 256; ++i) bytes += static_cast<char>(i);
+        auto r = t.send(request(http_method::put, server, "/blob", bytes));
+        REQUIRE(r.has_value());
+        CHECK(r->body == bytes);
+    }
+}
+
+TEST_CASE("curl_transport reuses its connection (keep-alive)", "[integration][curl]")
+{
+    test_server server;
+    syncvault::curl_transport t{config_for(server)};
+    for (int i = 0; i < 5; ++i) REQUIRE(t.send(request(http_method::post, server, "/a", "x")).has_value());
+    CHECK(server.connection_count() == 1);
+
+    SECTION("and survives being moved")
+    {
+        syncvault::curl_transport moved = std::move(t);
+        REQUIRE(moved.send(request(http_method::get, server, "/b")).has_value());
+        CHECK(server.connection_count() == 1);
+    }
+}
+
+TEST_CASE("curl_transport returns error statuses as responses", "[integration][curl]")
+{
+    test_server server;
+    syncvault::curl_transport t{config_for(server)};
+
+    SECTION("5xx")
+    {
+        server.script(step::respond(503, "down"));
+        auto r = t.send(request(http_method::post, server, "/a", "x"));
+        REQUIRE(r.has_value());
+        CHECK(r->status == 503);
+        CHECK(r->body == "down");
+        CHECK(server.effect_count() == 0);
+    }
+    SECTION("429 with Retry-After in seconds and as an HTTP date")
+    {
+        const auto date = syncvault::test_support::http_date(std::chrono::system_clock::now() + 1h);
+        server.script(step::retry_after(429, "7"));
+        server.script(step::retry_after(503, date));
+        auto first = t.send(request(http_method::post, server, "/a", "x"));
+        REQUIRE(first.has_value());
+        CHECK(first->status == 429);
+        CHECK(syncvault::find_header(first->headers, "retry-after") == "7");
+        auto second = t.send(request(http_method::post, server, "/a", "x"));
+        REQUIRE(second.has_value());
+        CHECK(second->status == 503);
+        CHECK(syncvault::find_header(second->headers, "Retry-After") == date);
+    }
+    SECTION("redirects are not followed")
+    {
+        server.script(step::respond(302, "", {{"Location", "/elsewhere"}}));
+        auto r = t.send(request(http_method::post, server, "/a", "x"));
+        REQUIRE(r.has_value());
+        CHECK(r->status == 302);
+        CHECK(syncvault::find_header(r->headers, "Location") == "/elsewhere");
+        CHECK(server.request_count() == 1);
+    }
+}
+
+TEST_CASE("curl_transport maps network failures to errc", "[integration][curl]")
+{
+    test_server server;
+    auto cfg = config_for(server);
+
+    SECTION("refused: connection_failed")
+    {
+        syncvault::curl_transport t{cfg};
+        REQUIRE(t.send(request(http_method::get, server, "/")).has_value());
+        server.stop();
+        auto r = t.send(request(http_method::get, server, "/"));
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error() == errc::connection_failed);
+        CHECK_FALSE(t.last_error_message().empty());
+
+        server.start();  // and back on the same port
+        CHECK(t.send(request(http_method::get, server, "/")).has_value());
+    }
+    SECTION("silence longer than the receive timeout: timeout")
+    {
+        cfg.receive_timeout = 300ms;
+        syncvault::curl_transport t{cfg};
+        server.script(step::slow(5s));
+        const auto start = steady::now();
+        auto r = t.send(request(http_method::post, server, "/slow", "x"));
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error() == errc::timeout);
+        CHECK(steady::now() - start < 3s);
+        CHECK(server.effect_count() == 1);  // the server did apply it: only the answer was late
+    }
+    SECTION("a slow answer within the receive timeout is fine")
+    {
+        cfg.receive_timeout = 3s;
+        syncvault::curl_transport t{cfg};
+        server.script(step::slow(200ms));
+        auto r = t.send(request(http_method::post, server, "/slow", "x"));
+        REQUIRE(r.has_value());
+        CHECK(r->status == 200);
+    }
+    SECTION("dropped connection: an error, and a re-send with the same key is applied once")
+    {
+        syncvault::curl_transport t{cfg};
+        server.script(step::drop_after_effect());
+        auto req = request(http_method::post, server, "/jobs", "x");
+        req.headers = {{"Idempotency-Key", "drop-1"}};
+        auto lost = t.send(req);
+        REQUIRE_FALSE(lost.has_value());
+        CHECK(lost.error() == errc::connection_failed);
+        auto again = t.send(req);
+        REQUIRE(again.has_value());
+        CHECK(again->status == 200);
+        CHECK(syncvault::find_header(again->headers, "Idempotent-Replayed") == "true");
+        CHECK(server.deliveries("drop-1") == 2);
+        CHECK(server.effects("drop-1") == 1);
+    }
+    SECTION("a response over the cap: response_too_large, and the transport still works")
+    {
+        cfg.max_response_bytes = 64 * 1024;
+        syncvault::curl_transport t{cfg};
+        server.script(step::respond(200, std::string(100 * 1024, 'x')));
+        auto r = t.send(request(http_method::get, server, "/big"));
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error() == errc::response_too_large);
+        auto ok = t.send(request(http_method::get, server, "/small"));
+        REQUIRE(ok.has_value());
+        CHECK(ok->body == "/small");
+    }
+    SECTION("a malformed URL: invalid_request")
+    {
+        syncvault::curl_transport t{cfg};
+        auto r = t.send({http_method::get, "ftp://127.0.0.1/x", {}, {}});
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error() == errc::invalid_request);
+    }
+}
+
+TEST_CASE("curl_transport::cancel aborts a hanging transfer promptly", "[integration][curl]")
+{
+    test_server server;
+    auto cfg = config_for(server);
+    cfg.receive_timeout = 60s;
+    syncvault::curl_transport t{cfg};
+
+    SECTION("from another thread while the server stalls")
+    {
+        server.script(step::stall());
+        auto pending = std::async(std::launch::async, [&] { return t.send(request(http_method::post, server, "/hang", "x")); });
+        REQUIRE(server.wait_for_requests(1, 10s));
+        const auto start = steady::now();
+        t.cancel();
+        REQUIRE(pending.wait_for(5s) == std::future_status::ready);
+        CHECK(steady::now() - start < 1s);
+        auto r = pending.get();
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error() == errc::cancelled);
+
+        // The flag was used up: the next request goes through.
+        CHECK(t.send(request(http_method::get, server, "/after")).has_value());
+    }
+    SECTION("a cancel with nothing in flight aborts the next send before it reaches the server")
+    {
+        t.cancel();
+        t.cancel();  // cancels do not add up
+        auto r = t.send(request(http_method::get, server, "/x"));
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error() == errc::cancelled);
+        CHECK(server.request_count() == 0);
+        CHECK(t.send(request(http_method::get, server, "/y")).has_value());
+    }
+}
+
+TEST_CASE("curl_transport verifies TLS peers", "[integration][curl][tls]")
+{
+    const auto dir = temp_dir("tls");
+    const auto files = syncvault::test_support::make_self_signed_cert(dir);
+    test_server server({files, "Idempotency-Key"});
+    auto cfg = config_for(server);
+    REQUIRE(cfg.base_url.starts_with("https://"));
+
+    SECTION("a self-signed certificate fails verification by default")
+    {
+        syncvault::curl_transport t{cfg};
+        auto r = t.send(request(http_method::get, server, "/secure"));
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error() == errc::connection_failed);
+    }
+    SECTION("and is accepted once its CA is configured")
+    {
+        cfg.tls_ca_file = files.cert;
+        syncvault::curl_transport t{cfg};
+        auto r = t.send(request(http_method::post, server, "/secure", "x"));
+        REQUIRE(r.has_value());
+        CHECK(r->status == 200);
+        CHECK(r->body == "x");
+    }
+    SECTION("or when verification is turned off")
+    {
+        cfg.tls_insecure_skip_verify = true;
+        syncvault::curl_transport t{cfg};
+        CHECK(t.send(request(http_method::get, server, "/secure")).has_value());
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("curl_transport rejects a bad configuration", "[integration][curl]")
+{
+    syncvault::vault_config cfg;
+    cfg.tls_ca_file = "/nonexistent/ca.pem";
+    CHECK_THROWS_WITH(syncvault::curl_transport{cfg}, Catch::Contains("tls_ca_file"));
+    cfg = {};
+    cfg.receive_timeout = -1ms;
+    CHECK_THROWS_WITH(syncvault::curl_transport{cfg}, Catch::Contains("receive_timeout"));
+}
+
+// --- polling_connectivity ------------------------------------------------------------------
+
+namespace {
+
+syncvault::vault_config probe_config(const test_server& server)
+{
+    auto cfg = config_for(server);
+    cfg.probe_interval = 100ms;
+    cfg.probe_max_interval = 350ms;
+    cfg.probe_timeout = 2s;
+    return cfg;
+}
+
+const auto t0 = std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 365 * 56);
+
+} // namespace
+
+TEST_CASE("polling_connectivity starts online and learns from reports", "[integration][connectivity]")
+{
+    test_server server;
+    syncvault::polling_connectivity net{probe_config(server)};
+    std::vector<bool> changes;
+    net.set_change_handler([&](bool online) { changes.push_back(online); });
+
+    CHECK(net.is_online());
+    CHECK_FALSE(net.tick(t0));  // no probes while online
+    net.report(true);
+    CHECK(changes.empty());     // no change, no call
+    net.report(false);
+    CHECK_FALSE(net.is_online());
+    net.report(false);
+    net.report(true);
+    CHECK(net.is_online());
+    CHECK(changes == std::vector<bool>{false, true});
+}
+
+TEST_CASE("polling_connectivity probes while offline and comes back online", "[integration][connectivity]")
+{
+    test_server server;
+    syncvault::polling_connectivity net{probe_config(server)};
+    std::vector<bool> changes;
+    net.set_change_handler([&](bool online) { changes.push_back(online); });
+
+    net.report(false);
+    const auto first = net.tick(t0);  // schedules, does not probe yet
+    REQUIRE(first.has_value());
+    CHECK(*first == t0 + 100ms);
+    CHECK(net.tick(t0 + 50ms) == first);  // not due
+    CHECK(server.connection_count() == 0);
+
+    CHECK_FALSE(net.tick(t0 + 100ms));  // due: the probe connects
+    CHECK(net.is_online());
+    CHECK(server.wait_for_connections(1, 10s));  // the server accepts it on its own thread
+    CHECK(changes == std::vector<bool>{false, true});
+}
+
+TEST_CASE("polling_connectivity backs off while the server refuses", "[integration][connectivity]")
+{
+    test_server server;
+    syncvault::polling_connectivity net{probe_config(server)};
+    server.stop();
+    CHECK_FALSE(net.probe_now());
+
+    net.report(false);
+    auto now = t0;
+    REQUIRE(net.tick(now) == now + 100ms);
+    now += 100ms;
+    CHECK(net.tick(now) == now + 200ms);  // probe refused: doubled
+    now += 200ms;
+    CHECK(net.tick(now) == now + 350ms);  // capped at probe_max_interval
+    now += 350ms;
+    CHECK(net.tick(now) == now + 350ms);
+    CHECK_FALSE(net.is_online());
+
+    server.start();
+    now += 350ms;
+    CHECK_FALSE(net.tick(now));
+    CHECK(net.is_online());
+    CHECK(net.current_interval() == 100ms);  // reset once online
+
+    net.report(false);  // offline again: the schedule starts over from the base interval
+    CHECK(net.tick(now) == now + 100ms);
+}
+
+TEST_CASE("polling_connectivity::cancel ends the next probe without a state change", "[integration][connectivity]")
+{
+    test_server server;
+    syncvault::polling_connectivity net{probe_config(server)};
+    net.report(false);
+    REQUIRE(net.tick(t0));
+    net.cancel();
+    CHECK(net.tick(t0 + 100ms) == t0 + 200ms);  // cancelled probe: not doubled, still offline
+    CHECK_FALSE(net.is_online());
+    CHECK_FALSE(net.tick(t0 + 200ms));  // the next probe runs
+    CHECK(net.is_online());
+}
+
+TEST_CASE("polling_connectivity's change handler is replaced safely", "[integration][connectivity]")
+{
+    test_server server;
+    syncvault::polling_connectivity net{probe_config(server)};
+
+    SECTION("a handler may replace itself")
+    {
+        int calls = 0;
+        net.set_change_handler([&](bool) {
+            ++calls;
+            net.set_change_handler({});
+        });
+        net.report(false);
+        net.report(true);
+        CHECK(calls == 1);
+    }
+    SECTION("set_change_handler waits for a call running on another thread")
+    {
+        std::promise<void> entered, release;
+        auto released = release.get_future().share();
+        net.set_change_handler([&](bool) {
+            entered.set_value();
+            released.wait();
+        });
+        auto reporter = std::async(std::launch::async, [&] { net.report(false); });
+        entered.get_future().wait();
+        std::atomic<bool> replaced{false};
+        auto replacer = std::async(std::launch::async, [&] {
+            net.set_change_handler({});
+            replaced = true;
+        });
+        CHECK(replacer.wait_for(100ms) == std::future_status::timeout);
+        CHECK_FALSE(replaced);
+        release.set_value();
+        REQUIRE(replacer.wait_for(10s) == std::future_status::ready);
+        CHECK(replaced);
+        reporter.get();
+    }
+}
+
+TEST_CASE("polling_connectivity rejects a bad base_url", "[integration][connectivity]")
+{
+    syncvault::vault_config cfg;
+    for (const char* url : {"", "not a url", "ftp://example.com/", "http:///path"}) {
+        cfg.base_url = url;
+        CHECK_THROWS_WITH(syncvault::polling_connectivity{cfg}, Catch::Contains("base_url"));
+    }
+    cfg.base_url = "https://example.com/api";
+    cfg.probe_interval = 0ms;
+    CHECK_THROWS_WITH(syncvault::polling_connectivity{cfg}, Catch::Contains("probe_interval"));
+}
