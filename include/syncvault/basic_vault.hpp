@@ -679,7 +679,10 @@ private:
         if (cleared) {  // clear_queue ran meanwhile: the action is gone, and so are its events
             if (unsaved) unsaved_id_.clear();
             update_status();
-            return {classify(outcome), {}, {}, false};
+            attempt_outcome gone{classify(outcome)};
+            if (outcome) gone.response = std::move(*outcome);
+            else gone.error = outcome.error();
+            return gone;
         }
         return settle(queue_.front(), std::move(outcome), unsaved);
     }

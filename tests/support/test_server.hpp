@@ -66,6 +66,7 @@ struct recorded_request {
     std::string method, target;
     std::vector<header> headers;
     std::string body;
+    std::chrono::steady_clock::time_point received_at;
 
     /** The first header named `name` (case-insensitive), if any. */
     std::optional<std::string> header_value(std::string_view name) const
@@ -355,7 +356,8 @@ private:
     template <class Request>
     step receive(const Request& req)
     {
-        recorded_request r{std::string(req.method_string()), std::string(req.target()), {}, req.body()};
+        recorded_request r{std::string(req.method_string()), std::string(req.target()), {}, req.body(),
+                           std::chrono::steady_clock::now()};
         for (const auto& f : req) r.headers.push_back({std::string(f.name_string()), std::string(f.value())});
         std::lock_guard lock(mutex_);
         requests_.push_back(std::move(r));

@@ -49,8 +49,7 @@ namespace syncvault {
  *   another thread, so an owner may install an empty handler and then die safely.
  * - `is_online()` is a lock-free atomic read; every member may be called from any thread.
  * - `cancel()` ends a probe in progress at once (no state change) so a shutdown need not wait
- *   for `probe_timeout`; like `curl_transport::cancel`, one that finds no probe in progress
- *   ends the next one.
+ *   for `probe_timeout`; like `curl_transport::cancel`, it has no effect when no probe runs.
  *
  * Name resolution runs inside the probe's time bound, but a resolver that never answers can
  * hold the thread until the system resolver gives up (Asio joins its resolver thread).
@@ -162,7 +161,7 @@ public:
         return s_->interval;
     }
 
-    /** Ends a probe in progress (or the next one) at once, from any thread. */
+    /** Ends a probe in progress at once, from any thread; no effect when none runs. */
     void cancel() noexcept
     {
         if (!s_) return;
@@ -220,7 +219,7 @@ private:
         asio::io_context io;
         {
             std::lock_guard lock(s_->mutex);
-            if (std::exchange(s_->cancel_requested, false)) return probe_result::cancelled;
+            s_->cancel_requested = false;
             s_->probing = &io;
         }
         bool connected = false;

@@ -84,6 +84,12 @@ inline result<sync_action> decode_action(const boost::json::value& v)
         return corrupt;
     auto m = method_from_string(*method);
     if (!m) return corrupt;
+    // Out-of-range numbers are damage, not values to convert (time points overflow past 2262).
+    constexpr std::int64_t max_ms = 9'000'000'000'000;  // ~2255: system_clock counts ns in 64 bits
+    auto in_int = [](std::int64_t v) { return v >= 0 && v <= INT32_MAX; };
+    if (!in_int(*attempts) || !in_int(*status) || !in_int(*error) || *seq < 0 || *created < -max_ms ||
+        *created > max_ms || *next < -max_ms || *next > max_ms)
+        return corrupt;
 
     sync_action a;
     a.id = *id;

@@ -93,7 +93,10 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
         if (!y || pos != s.size()) return std::nullopt;
         year = *y;
     }
-    if (month == 0) return std::nullopt;
+    if (month == 0 || year < 1900) return std::nullopt;
+    // system_clock counts nanoseconds in 64 bits (until 2262): a date that far out just means
+    // "much later than any cap".
+    if (year > 2200) return system_clock::time_point::max();
     const year_month_day date{std::chrono::year{year}, std::chrono::month{unsigned(month)},
                               std::chrono::day{unsigned(day)}};
     if (!date.ok()) return std::nullopt;

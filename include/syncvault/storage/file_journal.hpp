@@ -307,7 +307,7 @@ public:
         if (end_ == synced_) return {};
         if (failed_) return make_error_code(errc::storage_failed);
         const auto gen = file_gen_;
-        const auto upto = end_;
+        const std::uint64_t upto = end_;
         auto file = file_;
         ++stats_.syncs;
         lk.unlock();
@@ -454,7 +454,7 @@ private:
         std::error_code ec;
         if (opts_.mode == durability::per_record) {
             auto file = file_;
-            const auto upto = end_;
+            const std::uint64_t upto = end_;
             ++stats_.syncs;
             lk.unlock();
             if (opts_.hook) opts_.hook(journal_event::before_sync);
@@ -475,10 +475,10 @@ private:
                 }
                 syncing_ = true;
                 auto file = file_;
-                const auto upto = end_;
                 ++stats_.syncs;
                 lk.unlock();
                 if (opts_.hook) opts_.hook(journal_event::before_sync);
+                const std::uint64_t upto = end_.load();  // same file: checked by gen below
                 auto e = journal_datasync(file->get());
                 lk.lock();
                 syncing_ = false;
@@ -626,7 +626,7 @@ private:
         std::uint64_t copied = start;
         for (int round = 0; !ec && round < 8; ++round) {
             lk.lock();
-            const auto end = end_;
+            const std::uint64_t end = end_;
             lk.unlock();
             if (end - copied < (64u << 10)) break;
             ec = copy_range(src->get(), copied, end, tmp.get(), tmp_end, buf);
@@ -852,7 +852,9 @@ private:
     std::condition_variable sync_cv_;
     std::shared_ptr<journal_fd> file_;   // readers keep the file they started on
     std::uint64_t file_gen_ = 0;         // bumped when compaction replaces the file
-    std::uint64_t end_ = 0;              // bytes of whole records written
+    // Bytes of whole records written. Atomic only so a group-commit leader can read it, without
+    // the lock, right before its fdatasync and so cover every record written until then.
+    std::atomic<std::uint64_t> end_{0};
     std::uint64_t synced_ = 0;           // a prefix known to be on disk
     bool syncing_ = false;               // a group-commit leader is in fdatasync
     bool failed_ = false;                // a sync or a cut-back failed: refuse writes

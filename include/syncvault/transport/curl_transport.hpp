@@ -203,9 +203,9 @@ inline std::error_code curl_error_to_errc(CURLcode rc) noexcept
  *   DNS, TLS, no answer). `last_error_message()` keeps libcurl's detail.
  * - `cancel()` may be called from any thread: it aborts the transfer in progress at once
  *   (libcurl's wait is woken with `curl_multi_wakeup`), and `send` returns `errc::cancelled`.
- *   A cancel that finds no transfer in progress aborts the next `send` instead, before it
- *   touches the network: so a shutdown racing with the start of a transfer never waits for
- *   the server. One cancel aborts at most one `send`.
+ *   Each `send` starts uncancelled, so a cancel that lands when no transfer runs has no
+ *   effect; a caller that may race with the start of a transfer repeats it until the sender
+ *   is done (as `background_sync` does).
  *
  * Not thread-safe apart from `cancel()`: one `send` at a time (the vault guarantees it).
  * Movable; a moved-from transport can only be destroyed or assigned to.
@@ -273,7 +273,7 @@ public:
     result<http_response> send(const http_request& r)
     {
         auto& s = *s_;
-        if (s.cancel_requested.exchange(false)) return errc::cancelled;
+        s.cancel_requested.store(false);  // a cancel aborts only a transfer it finds running
         CURL* h = s.easy.get();
 
         std::unique_ptr<curl_slist, detail::curl_slist_deleter> headers;
@@ -328,9 +328,8 @@ public:
     }
 
     /**
-     * Aborts the `send` in progress, from any thread, or the next one if none is in progress;
-     * that `send` returns `errc::cancelled` promptly. Safe to call at any time, any number of
-     * times (cancels do not add up).
+     * Aborts the `send` in progress, from any thread: it returns `errc::cancelled` promptly.
+     * No effect when none is in progress (the next `send` starts afresh). Safe at any time.
      */
     void cancel() noexcept
     {
@@ -377,7 +376,7 @@ private:
                 break;
             }
             if (running == 0) break;
-            if (s.cancel_requested.exchange(false)) {
+            if (s.cancel_requested.load()) {
                 std::snprintf(s.error_buffer, sizeof s.error_buffer, "cancelled");
                 aborted = errc::cancelled;
                 break;

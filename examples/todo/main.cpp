@@ -1,0 +1,396 @@
+// A terminal Todo app that keeps working when its server does not.
+//
+// Every change (add, done, rm) is one request handed to a syncvault vault: sent at once when the
+// server answers, otherwise kept in the journal and replayed in order, with backoff, when it is
+// back. The status line comes from a `status_watcher`, each item's mark (queued, syncing,
+// retrying, synced, failed) from an `event_tracker` that follows the item's latest change by its
+// idempotency key.
+//
+//   todo --demo    a scripted tour: server down, changes queue, app restarts, server back, drain
+//   todo           interactive: add <text> | done <n> | rm <n> | list | offline | online | quit
+
+#include "todo_server.hpp"
+
+#include <syncvault.hpp>
+#include <syncvault/background_sync.hpp>
+#include <syncvault/connectivity/polling_connectivity.hpp>
+#include <syncvault/storage/file_journal.hpp>
+#include <syncvault/transport/curl_transport.hpp>
+
+#include <boost/hana/define_struct.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace {
+
+using namespace std::chrono_literals;
+using syncvault::sync_event;
+using syncvault::sync_event_status;
+using syncvault::sync_status;
+
+// The library's defaults (what <syncvault/vault.hpp> names `syncvault::vault`).
+using todo_vault = syncvault::basic_vault<syncvault::curl_transport, syncvault::file_journal,
+                                          syncvault::polling_connectivity, syncvault::jittered_backoff,
+                                          std::chrono::system_clock>;
+
+// Request bodies: Hana-reflected structs become JSON objects.
+struct new_todo {
+    BOOST_HANA_DEFINE_STRUCT(new_todo, (std::int64_t, id), (std::string, text));
+};
+struct todo_patch {
+    BOOST_HANA_DEFINE_STRUCT(todo_patch, (bool, done));
+};
+
+/** Output shared by the main thread and the sync worker's callbacks. */
+class console {
+public:
+    explicit console(bool interactive) : interactive_(interactive) {}
+
+    void line(const std::string& text)
+    {
+        std::lock_guard lock(mutex_);
+        std::cout << text << '\n' << std::flush;
+    }
+    /** A line from a callback: in interactive mode it goes above the prompt. */
+    void live(const std::string& text)
+    {
+        std::lock_guard lock(mutex_);
+        if (interactive_) std::cout << "\r\033[K" << text << "\n> " << std::flush;
+        else std::cout << text << '\n' << std::flush;
+    }
+    void prompt()
+    {
+        std::lock_guard lock(mutex_);
+        std::cout << "> " << std::flush;
+    }
+
+private:
+    bool interactive_;
+    std::mutex mutex_;
+};
+
+// Set while a command runs: a request sent at once finishes on the calling thread (SPEC 3.2),
+// and the command reports its outcome itself, so the live lines stay for background work.
+thread_local bool in_command = false;
+
+std::string reason(const sync_event& e)
+{
+    if (e.response) return "HTTP " + std::to_string(e.response->status);
+    return e.error ? e.error.message() : "no answer";
+}
+
+struct item {
+    std::int64_t id = 0;
+    std::string text;
+    bool done = false, deleting = false;
+    int revision = 0;  // one idempotency key per change: todo-<id>-<revision>
+    syncvault::event_tracker tracker;
+    std::optional<sync_event_status> before_restart;  // a new vault's tracker starts empty
+};
+
+std::string_view mark(const item& it)
+{
+    auto s = it.tracker.last_status();
+    if (!s) s = it.before_restart;
+    if (!s) return "queued";
+    switch (*s) {
+    case sync_event_status::queued: return "queued";
+    case sync_event_status::started: return "syncing";
+    case sync_event_status::failed: return "retrying";
+    case sync_event_status::success: return "synced";
+    case sync_event_status::dead_letter: return "failed";
+    }
+    return "?";
+}
+
+class todo_app {
+public:
+    todo_app(syncvault::vault_config cfg, console& out) : cfg_(std::move(cfg)), out_(out) { open(); }
+    ~todo_app() { close(); }
+
+    /** Opens the vault over the journal (again, after `close`) and starts syncing. */
+    void open()
+    {
+        vault_.emplace(cfg_, std::nullopt, std::nullopt, std::nullopt,
+                       syncvault::jittered_backoff({.base = 250ms, .cap = 2s}));
+        status_ = syncvault::status_watcher{*vault_, [this](sync_status s) { on_status(s); }};
+        for (auto& [id, it] : items_) track(it);
+        sync_.emplace(*vault_);
+    }
+
+    /** Closes everything, as an app quitting (or crashing) would; the journal keeps the queue. */
+    void close()
+    {
+        sync_.reset();  // the worker goes first: it holds a reference to the vault
+        for (auto& [id, it] : items_) {
+            if (auto s = it.tracker.last_status()) it.before_restart = s;
+            it.tracker.reset();
+        }
+        status_.reset();
+        vault_.reset();
+    }
+
+    void add(const std::string& text)
+    {
+        auto& it = items_[next_id_];
+        it.id = next_id_++;
+        it.text = text;
+        send("add \"" + text + "\"", it, [&](const auto& opts) { return vault_->post("/todos", new_todo{it.id, text}, opts); });
+    }
+
+    void toggle(std::int64_t id)
+    {
+        auto* it = find(id);
+        if (!it) return;
+        it->done = !it->done;
+        send(std::string(it->done ? "done " : "undone ") + std::to_string(id), *it,
+             [&](const auto& opts) { return vault_->patch("/todos/" + std::to_string(id), todo_patch{it->done}, opts); });
+    }
+
+    void remove(std::int64_t id)
+    {
+        auto* it = find(id);
+        if (!it) return;
+        it->deleting = true;
+        send("rm " + std::to_string(id), *it, [&](const auto& opts) { return vault_->delete_("/todos/" + std::to_string(id), opts); });
+    }
+
+    void list()
+    {
+        std::erase_if(items_, [](const auto& p) { return p.second.deleting && mark(p.second) == "synced"; });
+        for (const auto& [id, it] : items_) {
+            char row[160];
+            std::snprintf(row, sizeof row, "  %s %2lld  %-34.34s %-9s%s", it.done ? "[x]" : "[ ]", static_cast<long long>(id),
+                          it.text.c_str(), std::string(mark(it)).c_str(), it.deleting ? " (deleting)" : "");
+            out_.line(row);
+        }
+        if (items_.empty()) out_.line("  (no items)");
+        out_.line("  " + status_line());
+    }
+
+    std::string status_line()
+    {
+        const auto pending = vault_->pending_count();
+        const auto dead = vault_->dead_letters().size();
+        std::string s = "status: " + std::string(syncvault::to_string(status_.status()));
+        if (status_.status() == sync_status::synced && pending == 0) s += ", all caught up";
+        else s += ", " + std::to_string(pending) + " pending";
+        if (dead) s += ", " + std::to_string(dead) + " failed for good";
+        return s;
+    }
+
+    /** Waits (bounded) until the queue is empty and the last attempt succeeded. */
+    bool wait_caught_up(std::chrono::seconds timeout)
+    {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] {
+            return status_.status() == sync_status::synced && vault_->pending_count() == 0;
+        });
+    }
+
+    /** The local view of what the server should hold: items not deleted, not failed. */
+    boost::json::array expected() const
+    {
+        boost::json::array out;
+        for (const auto& [id, it] : items_)
+            if (!it.deleting && mark(it) != "failed")
+                out.push_back(boost::json::object{{"id", id}, {"text", it.text}, {"done", it.done}});
+        return out;
+    }
+
+    std::size_t dead_letters() const { return vault_->dead_letters().size(); }
+
+private:
+    template <class Request>
+    void send(const std::string& what, item& it, Request request)
+    {
+        // Track by key before sending: an immediate send fires all its events inside the call.
+        const std::string key = "todo-" + std::to_string(it.id) + "-" + std::to_string(++it.revision);
+        it.before_restart.reset();
+        track(it, key);
+        in_command = true;
+        const auto r = request(syncvault::request_options{.idempotency_key = key});
+        in_command = false;
+        std::string outcome;
+        if (r.is_sent()) {
+            outcome = "sent: HTTP " + std::to_string(r.response()->status);
+            if (mark(it) == "failed") outcome += " (refused for good; kept as a dead letter)";
+        } else if (r.is_queued()) {
+            const auto last = it.tracker.last();
+            outcome = last && last->status == sync_event_status::failed ? "queued (" + reason(*last) + "; will retry)" : "queued";
+        } else {
+            outcome = "error: " + r.error().message();
+        }
+        out_.line("  " + what + " -> " + outcome);
+    }
+
+    void track(item& it, std::string key = {})
+    {
+        if (key.empty()) key = "todo-" + std::to_string(it.id) + "-" + std::to_string(it.revision);
+        it.tracker = syncvault::event_tracker::for_key(*vault_, key, [this, id = it.id, text = it.text](const sync_event& e) {
+            if (in_command || e.status == sync_event_status::queued || e.status == sync_event_status::started) return;
+            const char* word = e.status == sync_event_status::success ? "synced"
+                               : e.status == sync_event_status::failed ? "retrying"
+                                                                       : "failed";
+            char row[160];
+            std::snprintf(row, sizeof row, "    #%lld %-30.30s %-9s(attempt %d%s)", static_cast<long long>(id), text.c_str(),
+                          word, e.attempt, e.is_success() ? "" : (": " + reason(e)).c_str());
+            out_.live(row);
+        });
+    }
+
+    void on_status(sync_status s)
+    {
+        { std::lock_guard lock(mutex_); }  // a waiter is either before its check or asleep
+        changed_.notify_all();
+        // The live status line: where sync settles (error or caught up), not every flicker.
+        if (!in_command && s != last_shown_ && (s == sync_status::synced || s == sync_status::error)) out_.live("  " + status_line());
+        last_shown_ = s;
+    }
+
+    item* find(std::int64_t id)
+    {
+        auto it = items_.find(id);
+        if (it == items_.end() || it->second.deleting) {
+            out_.line("  no item " + std::to_string(id));
+            return nullptr;
+        }
+        return &it->second;
+    }
+
+    syncvault::vault_config cfg_;
+    console& out_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    sync_status last_shown_ = sync_status::synced;
+    std::map<std::int64_t, item> items_;
+    std::int64_t next_id_ = 1;
+    // The vault first, its worker last: members are destroyed in reverse (and `close` is explicit).
+    std::optional<todo_vault> vault_;
+    syncvault::status_watcher status_;
+    std::optional<syncvault::background_sync<todo_vault>> sync_;
+};
+
+syncvault::vault_config make_config(const std::string& base_url, const std::filesystem::path& journal)
+{
+    syncvault::vault_config cfg;
+    cfg.base_url = base_url;
+    cfg.storage_path = journal;
+    cfg.max_retries = 8;
+    cfg.connect_timeout = 1s;
+    cfg.receive_timeout = 2s;
+    cfg.probe_interval = 200ms;  // a loopback server: probe often, so the demo moves along
+    cfg.probe_max_interval = 500ms;
+    cfg.probe_timeout = 500ms;
+    return cfg;
+}
+
+int run_demo(todo_example::todo_server& server, const std::filesystem::path& journal)
+{
+    const auto started = std::chrono::steady_clock::now();
+    console out{false};
+    out.line("syncvault todo demo");
+    out.line("  server   " + server.base_url() + " (a thread of this process)");
+    out.line("  journal  " + journal.string());
+    todo_app app{make_config(server.base_url(), journal), out};
+    auto step = [&](const std::string& title) { out.line("\n== " + title); };
+
+    step("1. Online: each change is sent at once");
+    app.add("Buy milk");
+    app.add("Write the quarterly report");
+    app.toggle(1);
+    app.list();
+
+    step("2. The server goes down: changes wait in the journal");
+    server.stop();
+    out.line("  (server stopped: connections are refused)");
+    app.add("Call the plumber");
+    app.add("Book flights to Lisbon");
+    app.toggle(2);
+    app.remove(1);
+    app.list();
+
+    step("3. The app restarts while offline: nothing is lost");
+    app.close();
+    out.line("  (vault closed, then reopened from the journal)");
+    app.open();
+    app.list();
+
+    step("4. The server comes back, busy at first (503, Retry-After: 1)");
+    server.busy(1);
+    server.start();
+    out.line("  (server started)");
+    if (!app.wait_caught_up(20s)) {
+        out.line("  timed out waiting for the queue to drain");
+        return 1;
+    }
+    app.list();
+
+    step("5. A change the server refuses (422) fails for good, and does not block the queue");
+    app.add(std::string(90, 'x'));
+    app.add("Water the plants");
+    app.list();
+
+    const bool same = server.items() == app.expected();
+    out.line(std::string("\nserver holds ") + std::to_string(server.items().size()) + " items; " +
+             (same ? "they match the app's list" : "MISMATCH with the app's list"));
+    const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    char done[64];
+    std::snprintf(done, sizeof done, "demo finished in %.1f s", secs);
+    out.line(done);
+    return same && app.dead_letters() == 1 ? 0 : 1;
+}
+
+int run_interactive(todo_example::todo_server& server, const std::filesystem::path& journal)
+{
+    console out{true};
+    out.line("syncvault todo: server " + server.base_url() + ", journal " + journal.string());
+    out.line("commands: add <text> | done <n> | rm <n> | list | offline | online | quit");
+    todo_app app{make_config(server.base_url(), journal), out};
+    std::string cmd;
+    for (out.prompt(); std::getline(std::cin, cmd); out.prompt()) {
+        const auto space = cmd.find(' ');
+        const std::string verb = cmd.substr(0, space), arg = space == std::string::npos ? "" : cmd.substr(space + 1);
+        const auto number = [&] { return std::strtoll(arg.c_str(), nullptr, 10); };
+        if (verb == "add" && !arg.empty()) app.add(arg);
+        else if (verb == "done") app.toggle(number());
+        else if (verb == "rm") app.remove(number());
+        else if (verb == "list" || verb.empty()) app.list();
+        else if (verb == "offline") { server.stop(); out.line("  server stopped"); }
+        else if (verb == "online") { server.start(); out.line("  server started"); }
+        else if (verb == "quit" || verb == "q") break;
+        else out.line("  commands: add <text> | done <n> | rm <n> | list | offline | online | quit");
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    const bool demo = argc > 1 && std::string(argv[1]) == "--demo";
+    // A fresh journal per run: this example's server forgets everything when it exits.
+    char dir[] = "/tmp/syncvault-todo-XXXXXX";
+    if (!mkdtemp(dir)) {
+        std::perror("mkdtemp");
+        return 1;
+    }
+    int rc = 1;
+    try {
+        todo_example::todo_server server;
+        rc = demo ? run_demo(server, dir) : run_interactive(server, dir);
+    } catch (const std::exception& e) {
+        std::cerr << "todo: " << e.what() << '\n';
+    }
+    std::filesystem::remove_all(dir);
+    return rc;
+}

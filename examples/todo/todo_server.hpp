@@ -1,0 +1,185 @@
+#ifndef SYNCVAULT_EXAMPLES_TODO_SERVER_HPP
+#define SYNCVAULT_EXAMPLES_TODO_SERVER_HPP
+
+// A small todo REST API on 127.0.0.1, served by a thread of this process (Boost.Beast), so the
+// example needs nothing outside itself. It behaves like a careful real API:
+//
+//   GET    /todos        200 [{"id":1,"text":"...","done":false}, ...]
+//   POST   /todos        {"id":1,"text":"..."}  201; 422 if the text is empty or over 80 bytes
+//   PATCH  /todos/<id>   {"done":true}          200; 404 if there is no such item
+//   DELETE /todos/<id>                          204; 404 if there is no such item
+//
+// Item ids are chosen by the client (the usual design for offline-first apps: an item needs an
+// id before the server has seen it). A mutating request with an `Idempotency-Key` takes effect
+// at most once: a repeat gets the first answer back, as Stripe-style APIs do. `stop()` closes
+// the port (connections are refused), `start()` opens the same port again, `busy(n)` answers the
+// next n requests with 503 and `Retry-After: 1`.
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace todo_example {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+class todo_server {
+public:
+    todo_server() { start(); }
+    ~todo_server() { stop(); }
+    todo_server(const todo_server&) = delete;
+    todo_server& operator=(const todo_server&) = delete;
+
+    void start()
+    {
+        if (io_) return;
+        io_ = std::make_unique<asio::io_context>(1);
+        tcp::acceptor acceptor(*io_, {asio::ip::address_v4::loopback(), port_});
+        port_ = acceptor.local_endpoint().port();  // the first start picks a free port
+        asio::co_spawn(*io_, listen(std::move(acceptor)), asio::detached);
+        thread_ = std::thread([io = io_.get()] { io->run(); });
+    }
+
+    void stop()
+    {
+        if (!io_) return;
+        io_->stop();
+        thread_.join();
+        io_.reset();  // closes the listening socket and every connection
+    }
+
+    bool running() const { return io_ != nullptr; }
+    std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+    void busy(int requests)
+    {
+        std::lock_guard lock(mutex_);
+        busy_ = requests;
+    }
+
+    /** What the server holds, as GET /todos would answer. */
+    boost::json::array items() const
+    {
+        std::lock_guard lock(mutex_);
+        boost::json::array out;
+        for (const auto& [id, item] : items_) out.push_back(item);
+        return out;
+    }
+
+private:
+    using request = http::request<http::string_body>;
+    using response = http::response<http::string_body>;
+
+    asio::awaitable<void> listen(tcp::acceptor acceptor)
+    {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+            if (ec == asio::error::operation_aborted) co_return;
+            if (!ec) asio::co_spawn(acceptor.get_executor(), serve(std::move(socket)), asio::detached);
+        }
+    }
+
+    asio::awaitable<void> serve(tcp::socket socket)
+    {
+        boost::beast::flat_buffer buffer;
+        for (;;) {
+            request req;
+            auto [ec, n] = co_await http::async_read(socket, buffer, req, asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            response res = handle(req);
+            res.keep_alive(req.keep_alive());
+            res.prepare_payload();
+            auto [wec, m] = co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
+            if (wec || !req.keep_alive()) co_return;
+        }
+    }
+
+    response handle(const request& req)
+    {
+        std::lock_guard lock(mutex_);
+        if (busy_ > 0) {
+            --busy_;
+            auto res = reply(http::status::service_unavailable, "busy, try again");
+            res.set(http::field::retry_after, "1");
+            return res;
+        }
+        const bool mutating = req.method() != http::verb::get;
+        const std::string key(req["Idempotency-Key"]);
+        if (mutating && !key.empty()) {
+            if (auto it = answered_.find(key); it != answered_.end()) return it->second;  // a replay
+        }
+        response res = apply(req);
+        if (mutating && !key.empty()) answered_.emplace(key, res);
+        return res;
+    }
+
+    // The API itself (mutex_ held).
+    response apply(const request& req)
+    {
+        const std::string target(req.target());
+        if (target == "/todos" && req.method() == http::verb::get) {
+            boost::json::array out;
+            for (const auto& [id, item] : items_) out.push_back(item);
+            return reply(http::status::ok, boost::json::serialize(out));
+        }
+        boost::system::error_code ec;
+        const auto body = req.body().empty() ? boost::json::value{} : boost::json::parse(req.body(), ec);
+        if (ec) return reply(http::status::bad_request, "not JSON");
+        if (target == "/todos" && req.method() == http::verb::post) {
+            const auto* o = body.if_object();
+            const auto* id = o ? o->if_contains("id") : nullptr;
+            const auto* text = o ? o->if_contains("text") : nullptr;
+            if (!id || !id->is_int64() || !text || !text->is_string()) return reply(http::status::bad_request, "want id and text");
+            if (text->get_string().empty() || text->get_string().size() > 80)
+                return reply(http::status::unprocessable_entity, "text must be 1 to 80 bytes");
+            boost::json::object item{{"id", id->get_int64()}, {"text", text->get_string()}, {"done", false}};
+            items_[id->get_int64()] = item;
+            return reply(http::status::created, boost::json::serialize(item));
+        }
+        if (!target.starts_with("/todos/")) return reply(http::status::not_found, "no such resource");
+        const auto it = items_.find(std::strtoll(target.c_str() + 7, nullptr, 10));
+        if (it == items_.end()) return reply(http::status::not_found, "no such item");
+        if (req.method() == http::verb::patch) {
+            if (const auto* done = body.is_object() ? body.get_object().if_contains("done") : nullptr; done && done->is_bool())
+                it->second["done"] = done->get_bool();
+            return reply(http::status::ok, boost::json::serialize(it->second));
+        }
+        if (req.method() == http::verb::delete_) {
+            items_.erase(it);
+            return reply(http::status::no_content, "");
+        }
+        return reply(http::status::method_not_allowed, "");
+    }
+
+    static response reply(http::status status, std::string body)
+    {
+        response res{status, 11};
+        res.set(http::field::content_type, "application/json");
+        res.body() = std::move(body);
+        return res;
+    }
+
+    std::unique_ptr<asio::io_context> io_;
+    std::thread thread_;
+    std::uint16_t port_ = 0;
+
+    mutable std::mutex mutex_;
+    std::map<std::int64_t, boost::json::object> items_;
+    std::map<std::string, response> answered_;  // idempotency key -> first answer
+    int busy_ = 0;
+};
+
+} // namespace todo_example
+
+#endif

@@ -1,0 +1,270 @@
+// A whole vault on the real network: curl_transport, polling_connectivity, file_journal and
+// background_sync against the loopback server (tests/support/test_server.hpp).
+#include <syncvault/background_sync.hpp>
+#include <syncvault/basic_vault.hpp>
+#include <syncvault/connectivity/polling_connectivity.hpp>
+#include <syncvault/retry/jittered_backoff.hpp>
+#include <syncvault/storage/file_journal.hpp>
+#include <syncvault/transport/curl_transport.hpp>
+
+#include "support/test_server.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using syncvault::test_support::step;
+using syncvault::test_support::test_server;
+
+namespace {
+
+using net_vault = syncvault::basic_vault<syncvault::curl_transport, syncvault::file_journal,
+                                         syncvault::polling_connectivity, syncvault::jittered_backoff,
+                                         std::chrono::system_clock>;
+using steady = std::chrono::steady_clock;
+
+/** A fresh journal directory, removed at the end of the test. */
+struct temp_dir {
+    std::filesystem::path path = std::filesystem::temp_directory_path() /
+                                 ("syncvault-net-" + std::to_string(steady::now().time_since_epoch().count()));
+    temp_dir() { std::filesystem::create_directories(path); }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+syncvault::vault_config config_for(const test_server& server, const temp_dir& dir)
+{
+    syncvault::vault_config cfg;
+    cfg.base_url = server.base_url() + "/api";
+    cfg.storage_path = dir.path;
+    cfg.max_retries = 50;  // outages in these tests must not dead-letter anything
+    cfg.connect_timeout = 2s;
+    cfg.receive_timeout = 5s;
+    cfg.probe_interval = 50ms;
+    cfg.probe_max_interval = 200ms;
+    cfg.probe_timeout = 1s;
+    cfg.storage_durability = syncvault::durability::none;
+    return cfg;
+}
+
+/** Quick, predictable retries (no jitter), capped at 2 s so a Retry-After of 1 s is honoured. */
+syncvault::jittered_backoff quick_backoff()
+{
+    return syncvault::jittered_backoff({.base = 50ms, .cap = 2s, .kind = syncvault::jittered_backoff::jitter::none, .seed = 1});
+}
+
+net_vault make_vault(const syncvault::vault_config& cfg)
+{
+    return net_vault(cfg, std::nullopt, std::nullopt, std::nullopt, quick_backoff());
+}
+
+/** Waits for a real-network outcome, up to a generous bound. */
+template <class Condition>
+bool eventually(Condition done, std::chrono::milliseconds timeout = 20s)
+{
+    const auto deadline = steady::now() + timeout;
+    while (!done()) {
+        if (steady::now() > deadline) return false;
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
+}
+
+syncvault::request_options keyed(std::string key)
+{
+    syncvault::request_options o;
+    o.idempotency_key = std::move(key);
+    return o;
+}
+
+/** Collects events from any thread. */
+struct event_log {
+    std::mutex mutex;
+    std::vector<syncvault::sync_event> events;
+    void add(const syncvault::sync_event& e)
+    {
+        std::lock_guard lock(mutex);
+        events.push_back(e);
+    }
+    std::optional<syncvault::sync_event> find(syncvault::sync_event_status s)
+    {
+        std::lock_guard lock(mutex);
+        for (const auto& e : events)
+            if (e.status == s) return e;
+        return std::nullopt;
+    }
+};
+
+} // namespace
+
+TEST_CASE("vault: queued while the server is down, drained in order once it is back",
+          "[integration][vault][network]")
+{
+    test_server server;
+    temp_dir dir;
+    auto cfg = config_for(server, dir);
+    server.stop();
+    auto v = make_vault(cfg);
+
+    std::vector<std::string> keys;
+    for (int i = 0; i < 5; ++i) {
+        keys.push_back("job-" + std::to_string(i));
+        auto r = v.post("/jobs", syncvault::raw_body{"job " + std::to_string(i), "text/plain"}, keyed(keys.back()));
+        REQUIRE(r.is_queued());
+    }
+    CHECK(v.pending_count() == 5);
+    CHECK_FALSE(v.connectivity().is_online());  // the first attempt was refused
+
+    // The first response back is lost after the server applied it: the re-send must not
+    // apply it twice.
+    server.script(step::drop_after_effect());
+    server.start();
+    syncvault::background_sync sync{v};
+
+    bool drained = eventually([&] { return v.pending_count() == 0; });
+    if (!drained) {
+        for (auto& r : server.requests()) WARN(r.method << " " << r.target);
+        for (auto& a : v.pending_actions()) WARN(a.id << " attempts " << a.attempts << " err " << a.last_error);
+        WARN("online " << v.connectivity().is_online() << " polls " << sync.polls() << " conns " << server.connection_count());
+    }
+    REQUIRE(drained);
+    CHECK(v.connectivity().is_online());
+    CHECK(v.dead_letters().empty());
+
+    const auto log = server.effect_log();
+    REQUIRE(log.size() == 5);
+    for (int i = 0; i < 5; ++i) {
+        CHECK(log[i].idempotency_key == keys[i]);  // FIFO
+        CHECK(log[i].body == "job " + std::to_string(i));
+        CHECK(log[i].target == "/api/jobs");
+        CHECK(server.effects(keys[i]) == 1);
+    }
+    CHECK(server.deliveries(keys[0]) == 2);  // lost response, re-sent with the same key
+    CHECK(v.status() == syncvault::sync_status::synced);
+}
+
+TEST_CASE("vault: a new action wakes background_sync, which sends it", "[integration][vault][network]")
+{
+    test_server server;
+    temp_dir dir;
+    auto v = make_vault(config_for(server, dir));
+    syncvault::background_sync sync{v};
+
+    // Queued behind nothing, but the server answers 503 first: the worker retries it.
+    server.script(step::respond(503, "busy"));
+    auto r = v.put("/jobs/9", syncvault::raw_body{"x", "text/plain"}, keyed("wake-1"));
+    REQUIRE(r.is_queued());
+    REQUIRE(eventually([&] { return v.pending_count() == 0; }));
+    CHECK(server.effects("wake-1") == 1);
+    CHECK(server.deliveries("wake-1") == 2);
+}
+
+TEST_CASE("vault: Retry-After is respected", "[integration][vault][network]")
+{
+    test_server server;
+    temp_dir dir;
+    auto v = make_vault(config_for(server, dir));
+    server.script(step::retry_after(429, "1"));
+
+    auto r = v.post("/jobs", syncvault::raw_body{"x", "text/plain"}, keyed("ra-1"));
+    REQUIRE(r.is_queued());
+    syncvault::background_sync sync{v};
+    REQUIRE(eventually([&] { return v.pending_count() == 0; }));
+
+    const auto requests = server.requests();
+    REQUIRE(requests.size() == 2);
+    // The policy alone would have retried after 50 ms.
+    CHECK(requests[1].received_at - requests[0].received_at >= 950ms);
+    CHECK(server.effects("ra-1") == 1);
+}
+
+TEST_CASE("vault: a receive timeout leads to a retry, applied once", "[integration][vault][network]")
+{
+    test_server server;
+    temp_dir dir;
+    auto cfg = config_for(server, dir);
+    cfg.receive_timeout = 300ms;
+    auto v = make_vault(cfg);
+    event_log events;
+    auto sub = v.on_event([&](const syncvault::sync_event& e) { events.add(e); });
+
+    server.script(step::slow(5s));  // applies the effect, answers too late
+    auto r = v.post("/jobs", syncvault::raw_body{"x", "text/plain"}, keyed("slow-1"));
+    REQUIRE(r.is_queued());
+    auto failed = events.find(syncvault::sync_event_status::failed);
+    REQUIRE(failed);
+    CHECK(failed->error == syncvault::errc::timeout);
+
+    syncvault::background_sync sync{v};
+    REQUIRE(eventually([&] { return v.pending_count() == 0; }));
+    CHECK(server.deliveries("slow-1") == 2);
+    CHECK(server.effects("slow-1") == 1);
+}
+
+TEST_CASE("vault: a 4xx is dead-lettered with its response", "[integration][vault][network]")
+{
+    test_server server;
+    temp_dir dir;
+    auto cfg = config_for(server, dir);
+    server.stop();
+    auto v = make_vault(cfg);
+    event_log events;
+    auto sub = v.on_event([&](const syncvault::sync_event& e) { events.add(e); });
+
+    REQUIRE(v.post("/jobs", syncvault::raw_body{"bad", "text/plain"}, keyed("bad-1")).is_queued());
+    server.script(step::respond(422, R"({"error":"invalid job"})", {{"Content-Type", "application/json"}}));
+    server.start();
+    syncvault::background_sync sync{v};
+
+    REQUIRE(eventually([&] { return events.find(syncvault::sync_event_status::dead_letter).has_value(); }));
+    const auto dead = *events.find(syncvault::sync_event_status::dead_letter);
+    REQUIRE(dead.response);
+    CHECK(dead.response->status == 422);
+    CHECK(dead.response->body == R"({"error":"invalid job"})");
+    CHECK(v.pending_count() == 0);
+    REQUIRE(v.dead_letters().size() == 1);
+    CHECK(v.dead_letters()[0].last_status == 422);
+    CHECK(server.effect_count() == 0);
+}
+
+TEST_CASE("vault: background_sync stops promptly while the server stalls", "[integration][vault][network]")
+{
+    test_server server;
+    temp_dir dir;
+    auto cfg = config_for(server, dir);
+    cfg.receive_timeout = 60s;
+    server.stop();
+    auto v = make_vault(cfg);
+    REQUIRE(v.post("/jobs", syncvault::raw_body{"x", "text/plain"}, keyed("stall-1")).is_queued());
+    server.script(step::stall());
+    server.start();
+
+    std::optional<syncvault::background_sync<net_vault>> sync;
+    sync.emplace(v);
+    REQUIRE(server.wait_for_requests(1, 20s));  // the worker's transfer now hangs
+
+    const auto start = steady::now();
+    sync.reset();
+    CHECK(steady::now() - start < 2s);
+    CHECK(v.pending_count() == 1);  // interrupted, not lost
+    CHECK(server.effect_count() == 0);
+}
+
+TEST_CASE("vault: background_sync stops promptly while idle", "[integration][vault][network]")
+{
+    test_server server;
+    temp_dir dir;
+    auto v = make_vault(config_for(server, dir));
+    std::optional<syncvault::background_sync<net_vault>> sync;
+    sync.emplace(v);
+    REQUIRE(eventually([&] { return sync->polls() >= 1; }));
+    const auto start = steady::now();
+    sync.reset();
+    CHECK(steady::now() - start < 1s);
+}
