@@ -15,7 +15,9 @@ for fuzzer in "$build"/tests/fuzz/fuzz_*; do
   work="$build/corpus/$name"; mkdir -p "$work"
   cp -n tests/fuzz/corpus/"$name"/* "$work"/ 2>/dev/null || true
   echo "== fuzz $name for ${seconds}s"
-  (cd "$build" && "$OLDPWD/$fuzzer" -max_total_time="$seconds" -print_final_stats=1 "$OLDPWD/$work" 2>&1 \
-     | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|runtime error" || true)
-  (cd "$build" && "$OLDPWD/$fuzzer" -runs=0 "$OLDPWD/$work" >/dev/null 2>&1) || { echo "fuzz $name: failing input"; exit 1; }
+  status=0
+  "$fuzzer" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$build/" "$work" \
+    >"$build/fuzz_$name.log" 2>&1 || status=$?
+  grep -E "stat::number_of_executed_units|SUMMARY|runtime error" "$build/fuzz_$name.log" || true
+  if [ "$status" -ne 0 ]; then echo "fuzz $name found a failing input (see $build/fuzz_$name.log)"; exit 1; fi
 done

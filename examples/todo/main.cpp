@@ -144,7 +144,7 @@ public:
         auto& it = items_[next_id_];
         it.id = next_id_++;
         it.text = text;
-        send("add \"" + text + "\"", it, [&](const auto& opts) { return vault_->post("/todos", new_todo{it.id, text}, opts); });
+        send("add \"" + (text.size() > 40 ? text.substr(0, 37) + "..." : text) + "\"", it, [&](const auto& opts) { return vault_->post("/todos", new_todo{it.id, text}, opts); });
     }
 
     void toggle(std::int64_t id)
@@ -169,7 +169,7 @@ public:
         std::erase_if(items_, [](const auto& p) { return p.second.deleting && mark(p.second) == "synced"; });
         for (const auto& [id, it] : items_) {
             char row[160];
-            std::snprintf(row, sizeof row, "  %s %2lld  %-34.34s %-9s%s", it.done ? "[x]" : "[ ]", static_cast<long long>(id),
+            std::snprintf(row, sizeof row, "  %s %2lld  %-34.34s %s%s", it.done ? "[x]" : "[ ]", static_cast<long long>(id),
                           it.text.c_str(), std::string(mark(it)).c_str(), it.deleting ? " (deleting)" : "");
             out_.line(row);
         }
@@ -183,8 +183,8 @@ public:
         const auto dead = vault_->dead_letters().size();
         std::string s = "status: " + std::string(syncvault::to_string(status_.status()));
         if (status_.status() == sync_status::synced && pending == 0) s += ", all caught up";
-        else s += ", " + std::to_string(pending) + " pending";
-        if (dead) s += ", " + std::to_string(dead) + " failed for good";
+        else s += ", " + std::to_string(pending) + " waiting";
+        if (dead) s += " (" + std::to_string(dead) + " failed for good)";
         return s;
     }
 
@@ -208,6 +208,7 @@ public:
     }
 
     std::size_t dead_letters() const { return vault_->dead_letters().size(); }
+    std::size_t pending() const { return vault_->pending_count(); }
 
 private:
     template <class Request>
@@ -223,7 +224,7 @@ private:
         std::string outcome;
         if (r.is_sent()) {
             outcome = "sent: HTTP " + std::to_string(r.response()->status);
-            if (mark(it) == "failed") outcome += " (refused for good; kept as a dead letter)";
+            if (mark(it) == "failed") outcome += " " + r.response()->body + " (failed for good: a dead letter)";
         } else if (r.is_queued()) {
             const auto last = it.tracker.last();
             outcome = last && last->status == sync_event_status::failed ? "queued (" + reason(*last) + "; will retry)" : "queued";
@@ -250,11 +251,12 @@ private:
 
     void on_status(sync_status s)
     {
+        // The live status line: where sync settles (error, or caught up), not every flicker.
+        if (!in_command && s != last_shown_ && (s == sync_status::synced || s == sync_status::error))
+            out_.live("  " + status_line());
+        last_shown_ = s;
         { std::lock_guard lock(mutex_); }  // a waiter is either before its check or asleep
         changed_.notify_all();
-        // The live status line: where sync settles (error or caught up), not every flicker.
-        if (!in_command && s != last_shown_ && (s == sync_status::synced || s == sync_status::error)) out_.live("  " + status_line());
-        last_shown_ = s;
     }
 
     item* find(std::int64_t id)
@@ -321,8 +323,9 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
 
     step("3. The app restarts while offline: nothing is lost");
     app.close();
-    out.line("  (vault closed, then reopened from the journal)");
+    out.line("  (vault closed)");
     app.open();
+    out.line("  (vault reopened: " + std::to_string(app.pending()) + " changes loaded from the journal)");
     app.list();
 
     step("4. The server comes back, busy at first (503, Retry-After: 1)");
@@ -336,7 +339,7 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     app.list();
 
     step("5. A change the server refuses (422) fails for good, and does not block the queue");
-    app.add(std::string(90, 'x'));
+    app.add("Paste of the meeting notes: agenda, budget, hiring plan, offsite, roadmap, and more");
     app.add("Water the plants");
     app.list();
 

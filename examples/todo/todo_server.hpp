@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace todo_example {
@@ -110,7 +111,7 @@ private:
         std::lock_guard lock(mutex_);
         if (busy_ > 0) {
             --busy_;
-            auto res = reply(http::status::service_unavailable, "busy, try again");
+            auto res = reply(http::status::service_unavailable, error("busy, try again"));
             res.set(http::field::retry_after, "1");
             return res;
         }
@@ -135,21 +136,21 @@ private:
         }
         boost::system::error_code ec;
         const auto body = req.body().empty() ? boost::json::value{} : boost::json::parse(req.body(), ec);
-        if (ec) return reply(http::status::bad_request, "not JSON");
+        if (ec) return reply(http::status::bad_request, error("not JSON"));
         if (target == "/todos" && req.method() == http::verb::post) {
             const auto* o = body.if_object();
             const auto* id = o ? o->if_contains("id") : nullptr;
             const auto* text = o ? o->if_contains("text") : nullptr;
-            if (!id || !id->is_int64() || !text || !text->is_string()) return reply(http::status::bad_request, "want id and text");
+            if (!id || !id->is_int64() || !text || !text->is_string()) return reply(http::status::bad_request, error("want id and text"));
             if (text->get_string().empty() || text->get_string().size() > 80)
-                return reply(http::status::unprocessable_entity, "text must be 1 to 80 bytes");
+                return reply(http::status::unprocessable_entity, error("text must be 1 to 80 bytes"));
             boost::json::object item{{"id", id->get_int64()}, {"text", text->get_string()}, {"done", false}};
             items_[id->get_int64()] = item;
             return reply(http::status::created, boost::json::serialize(item));
         }
-        if (!target.starts_with("/todos/")) return reply(http::status::not_found, "no such resource");
+        if (!target.starts_with("/todos/")) return reply(http::status::not_found, error("no such resource"));
         const auto it = items_.find(std::strtoll(target.c_str() + 7, nullptr, 10));
-        if (it == items_.end()) return reply(http::status::not_found, "no such item");
+        if (it == items_.end()) return reply(http::status::not_found, error("no such item"));
         if (req.method() == http::verb::patch) {
             if (const auto* done = body.is_object() ? body.get_object().if_contains("done") : nullptr; done && done->is_bool())
                 it->second["done"] = done->get_bool();
@@ -160,6 +161,11 @@ private:
             return reply(http::status::no_content, "");
         }
         return reply(http::status::method_not_allowed, "");
+    }
+
+    static std::string error(std::string_view message)
+    {
+        return boost::json::serialize(boost::json::object{{"error", message}});
     }
 
     static response reply(http::status status, std::string body)
