@@ -12,10 +12,7 @@
 #include "todo_server.hpp"
 
 #include <syncvault.hpp>
-#include <syncvault/background_sync.hpp>
-#include <syncvault/connectivity/polling_connectivity.hpp>
-#include <syncvault/storage/file_journal.hpp>
-#include <syncvault/transport/curl_transport.hpp>
+#include <syncvault/vault.hpp>  // the defaults: libcurl, file journal, TCP probe, jittered backoff
 
 #include <boost/hana/define_struct.hpp>
 
@@ -36,11 +33,6 @@ using namespace std::chrono_literals;
 using syncvault::sync_event;
 using syncvault::sync_event_status;
 using syncvault::sync_status;
-
-// The library's defaults (what <syncvault/vault.hpp> names `syncvault::vault`).
-using todo_vault = syncvault::basic_vault<syncvault::curl_transport, syncvault::file_journal,
-                                          syncvault::polling_connectivity, syncvault::jittered_backoff,
-                                          std::chrono::system_clock>;
 
 // Request bodies: Hana-reflected structs become JSON objects.
 struct new_todo {
@@ -92,7 +84,8 @@ struct item {
     std::int64_t id = 0;
     std::string text;
     bool done = false, deleting = false;
-    int revision = 0;  // one idempotency key per change: todo-<id>-<revision>
+    int revision = 0;    // one idempotency key per change: todo-<id>-<revision>
+    std::string change;  // the latest change, for the live lines ("add", "done", "rm")
     syncvault::event_tracker tracker;
     std::optional<sync_event_status> before_restart;  // a new vault's tracker starts empty
 };
@@ -144,7 +137,7 @@ public:
         auto& it = items_[next_id_];
         it.id = next_id_++;
         it.text = text;
-        send("add \"" + (text.size() > 40 ? text.substr(0, 37) + "..." : text) + "\"", it, [&](const auto& opts) { return vault_->post("/todos", new_todo{it.id, text}, opts); });
+        send("add", "add \"" + (text.size() > 40 ? text.substr(0, 37) + "..." : text) + "\"", it, [&](const auto& opts) { return vault_->post("/todos", new_todo{it.id, text}, opts); });
     }
 
     void toggle(std::int64_t id)
@@ -152,7 +145,7 @@ public:
         auto* it = find(id);
         if (!it) return;
         it->done = !it->done;
-        send(std::string(it->done ? "done " : "undone ") + std::to_string(id), *it,
+        send(it->done ? "done" : "undone", std::string(it->done ? "done " : "undone ") + std::to_string(id), *it,
              [&](const auto& opts) { return vault_->patch("/todos/" + std::to_string(id), todo_patch{it->done}, opts); });
     }
 
@@ -161,7 +154,7 @@ public:
         auto* it = find(id);
         if (!it) return;
         it->deleting = true;
-        send("rm " + std::to_string(id), *it, [&](const auto& opts) { return vault_->delete_("/todos/" + std::to_string(id), opts); });
+        send("rm", "rm " + std::to_string(id), *it, [&](const auto& opts) { return vault_->delete_("/todos/" + std::to_string(id), opts); });
     }
 
     void list()
@@ -188,13 +181,22 @@ public:
         return s;
     }
 
-    /** Waits (bounded) until the queue is empty and the last attempt succeeded. */
-    bool wait_caught_up(std::chrono::seconds timeout)
+    /** Waits (bounded) until `done()` holds; it is checked after each status change or event. */
+    template <class Predicate>
+    bool wait_until(Predicate done, std::chrono::seconds timeout)
     {
         std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, timeout, [&] {
-            return status_.status() == sync_status::synced && vault_->pending_count() == 0;
-        });
+        return changed_.wait_for(lock, timeout, done);
+    }
+
+    bool caught_up() { return status_.status() == sync_status::synced && vault_->pending_count() == 0; }
+
+    /** Failed attempts of item `id`'s latest change, as its tracker last heard. */
+    int failed_attempts(std::int64_t id) const
+    {
+        auto it = items_.find(id);
+        auto last = it == items_.end() ? std::nullopt : it->second.tracker.last();
+        return last && last->status == sync_event_status::failed ? last->attempt : 0;
     }
 
     /** The local view of what the server should hold: items not deleted, not failed. */
@@ -212,8 +214,9 @@ public:
 
 private:
     template <class Request>
-    void send(const std::string& what, item& it, Request request)
+    void send(const char* change, const std::string& what, item& it, Request request)
     {
+        it.change = change;
         // Track by key before sending: an immediate send fires all its events inside the call.
         const std::string key = "todo-" + std::to_string(it.id) + "-" + std::to_string(++it.revision);
         it.before_restart.reset();
@@ -237,16 +240,24 @@ private:
     void track(item& it, std::string key = {})
     {
         if (key.empty()) key = "todo-" + std::to_string(it.id) + "-" + std::to_string(it.revision);
-        it.tracker = syncvault::event_tracker::for_key(*vault_, key, [this, id = it.id, text = it.text](const sync_event& e) {
+        const std::string label = "#" + std::to_string(it.id) + " " + it.change + " \"" + it.text.substr(0, 24) + "\"";
+        it.tracker = syncvault::event_tracker::for_key(*vault_, key, [this, label](const sync_event& e) {
             if (in_command || e.status == sync_event_status::queued || e.status == sync_event_status::started) return;
             const char* word = e.status == sync_event_status::success ? "synced"
                                : e.status == sync_event_status::failed ? "retrying"
                                                                        : "failed";
             char row[160];
-            std::snprintf(row, sizeof row, "    #%lld %-30.30s %-9s(attempt %d%s)", static_cast<long long>(id), text.c_str(),
-                          word, e.attempt, e.is_success() ? "" : (": " + reason(e)).c_str());
+            std::snprintf(row, sizeof row, "    %-36s %-9s(attempt %d%s)", label.c_str(), word, e.attempt,
+                          e.is_success() ? "" : (": " + reason(e)).c_str());
             out_.live(row);
+            notify();
         });
+    }
+
+    void notify()
+    {
+        { std::lock_guard lock(mutex_); }  // a waiter is either before its check or asleep
+        changed_.notify_all();
     }
 
     void on_status(sync_status s)
@@ -255,8 +266,7 @@ private:
         if (!in_command && s != last_shown_ && (s == sync_status::synced || s == sync_status::error))
             out_.live("  " + status_line());
         last_shown_ = s;
-        { std::lock_guard lock(mutex_); }  // a waiter is either before its check or asleep
-        changed_.notify_all();
+        notify();
     }
 
     item* find(std::int64_t id)
@@ -277,9 +287,9 @@ private:
     std::map<std::int64_t, item> items_;
     std::int64_t next_id_ = 1;
     // The vault first, its worker last: members are destroyed in reverse (and `close` is explicit).
-    std::optional<todo_vault> vault_;
+    std::optional<syncvault::vault> vault_;
     syncvault::status_watcher status_;
-    std::optional<syncvault::background_sync<todo_vault>> sync_;
+    std::optional<syncvault::background_sync<syncvault::vault>> sync_;
 };
 
 syncvault::vault_config make_config(const std::string& base_url, const std::filesystem::path& journal)
@@ -303,6 +313,8 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     out.line("syncvault todo demo");
     out.line("  server   " + server.base_url() + " (a thread of this process)");
     out.line("  journal  " + journal.string());
+    out.line("  item marks come from event_trackers, the status line from a status_watcher;");
+    out.line("  indented lines are printed live by them as the background worker syncs.");
     todo_app app{make_config(server.base_url(), journal), out};
     auto step = [&](const std::string& title) { out.line("\n== " + title); };
 
@@ -325,20 +337,25 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     app.close();
     out.line("  (vault closed)");
     app.open();
-    out.line("  (vault reopened: " + std::to_string(app.pending()) + " changes loaded from the journal)");
+    out.line("  (vault reopened: " + std::to_string(app.pending()) + " changes loaded from the journal; its worker");
+    out.line("   retries the oldest at once, and finds the server still down)");
+    if (!app.wait_until([&] { return app.failed_attempts(3) >= 2; }, 10s)) {
+        out.line("  timed out waiting for the retry");
+        return 1;
+    }
     app.list();
 
     step("4. The server comes back, busy at first (503, Retry-After: 1)");
     server.busy(1);
     server.start();
     out.line("  (server started)");
-    if (!app.wait_caught_up(20s)) {
+    if (!app.wait_until([&] { return app.caught_up(); }, 20s)) {
         out.line("  timed out waiting for the queue to drain");
         return 1;
     }
     app.list();
 
-    step("5. A change the server refuses (422) fails for good, and does not block the queue");
+    step("5. A change the server refuses (422) fails for good: a dead letter the app can inspect");
     app.add("Paste of the meeting notes: agenda, budget, hiring plan, offsite, roadmap, and more");
     app.add("Water the plants");
     app.list();

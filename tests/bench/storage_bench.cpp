@@ -1,1 +1,353 @@
-int main() {}
+// file_journal against the physical limit (a raw write + fdatasync loop) and against what a user
+// would write instead (SQLite, WAL, synchronous=FULL, one insert per transaction), in one run,
+// with the same 256-byte body in the same directory.
+//
+//   syncvault_storage_bench [reopen_n=1000000] [durable_n=2000] [directory=$TMPDIR]
+//
+// Prints a table and one JSON line. Not a test: CI may run it small (`... 20000 200`).
+
+#include <syncvault/detail/action_codec.hpp>
+#include <syncvault/storage/file_journal.hpp>
+
+#ifdef SYNCVAULT_BENCH_SQLITE
+#include <sqlite3.h>
+#include <syncvault/storage/sqlite_storage.hpp>  // sqlite_storage rows (issue 5)
+#endif
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(clock_type::time_point t)
+{
+    return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+/** A pending action as a vault makes it: UUID id and key, a 256-byte JSON body. */
+syncvault::sync_action make_action(std::uint64_t i)
+{
+    char uuid[40];
+    std::snprintf(uuid, sizeof uuid, "%08llx-0000-4000-8000-%012llx", static_cast<unsigned long long>(i),
+                  static_cast<unsigned long long>(i * 2654435761u));
+    syncvault::sync_action a;
+    a.id = uuid;
+    a.idempotency_key = std::string(uuid).replace(0, 1, "k");
+    a.method = syncvault::http_method::post;
+    a.path = "/jobs";
+    a.body = "{\"payload\":\"";
+    while (a.body.size() < 254) a.body += char('a' + a.body.size() % 26);
+    a.body += "\"}";
+    a.headers = {{"Content-Type", "application/json"}};
+    a.sequence = i;
+    a.created_at = std::chrono::system_clock::time_point{std::chrono::milliseconds{1767225600000 + i}};
+    a.next_attempt_at = a.created_at;
+    return a;
+}
+
+std::size_t rss_bytes()
+{
+    long pages = 0, resident = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        std::fclose(f);
+    }
+    return static_cast<std::size_t>(resident) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+void check(std::error_code ec, const char* what)
+{
+    if (ec) throw std::runtime_error(std::string(what) + ": " + ec.message());
+}
+
+/** Runs `per_thread` calls of `fn(thread, i)` on each of `threads` threads; returns calls per second. */
+template <class Fn>
+double rate(int threads, std::size_t per_thread, Fn fn)
+{
+    const auto t0 = clock_type::now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            for (std::size_t i = 0; i < per_thread; ++i) fn(t, i);
+        });
+    for (auto& th : pool) th.join();
+    return double(per_thread) * threads / seconds_since(t0);
+}
+
+/** Parses one record as file_journal's load_all does (an arena per record), for a fair SQLite load. */
+struct fast_parser {
+    boost::json::parser parser{boost::json::storage_ptr(), [] {
+                                   boost::json::parse_options o;
+                                   o.allow_invalid_utf8 = true;
+                                   return o;
+                               }()};
+    alignas(std::max_align_t) unsigned char scratch[4096];
+    syncvault::sync_action operator()(std::string_view text)
+    {
+        boost::json::monotonic_resource arena(scratch, sizeof scratch);
+        parser.reset(boost::json::storage_ptr(&arena));
+        parser.write(text.data(), text.size());
+        return syncvault::detail::decode_action(parser.release()).value();
+    }
+};
+
+#ifdef SYNCVAULT_BENCH_SQLITE
+struct sqlite_db {
+    sqlite3* db = nullptr;
+    explicit sqlite_db(const fs::path& file)
+    {
+        if (sqlite3_open(file.c_str(), &db) != SQLITE_OK) throw std::runtime_error("sqlite3_open");
+        exec("PRAGMA journal_mode=WAL");
+        exec("PRAGMA synchronous=FULL");
+        exec("CREATE TABLE IF NOT EXISTS actions(seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+             "data TEXT NOT NULL)");
+    }
+    ~sqlite_db() { sqlite3_close(db); }
+    void exec(const char* sql)
+    {
+        char* err = nullptr;
+        if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string msg = err ? err : "?";
+            sqlite3_free(err);
+            throw std::runtime_error(msg);
+        }
+    }
+};
+
+struct sqlite_insert {
+    sqlite3_stmt* stmt = nullptr;
+    explicit sqlite_insert(sqlite3* db)
+    {
+        sqlite3_prepare_v2(db, "INSERT INTO actions(id, data) VALUES(?, ?)", -1, &stmt, nullptr);
+    }
+    ~sqlite_insert() { sqlite3_finalize(stmt); }
+    void operator()(const syncvault::sync_action& a)
+    {
+        const std::string json = syncvault::detail::serialize_action(a);
+        sqlite3_bind_text(stmt, 1, a.id.data(), int(a.id.size()), SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 2, json.data(), int(json.size()), SQLITE_TRANSIENT);
+        if (sqlite3_step(stmt) != SQLITE_DONE) throw std::runtime_error("sqlite insert");
+        sqlite3_reset(stmt);
+    }
+};
+#endif
+
+} // namespace
+
+int main(int argc, char** argv)
+try {
+    const std::size_t reopen_n = argc > 1 ? std::stoull(argv[1]) : 1'000'000;
+    const std::size_t durable_n = argc > 2 ? std::stoull(argv[2]) : 2'000;
+    const fs::path base = argc > 3 ? fs::path(argv[3]) : fs::temp_directory_path();
+    const fs::path root = base / ("syncvault-bench-" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root);
+    const std::size_t serialized = syncvault::detail::serialize_action(make_action(1)).size();
+    std::printf("syncvault storage benchmark: %zu-byte body, %zu-byte serialized action, in %s\n",
+                make_action(1).body.size(), serialized, root.c_str());
+
+    // --- durable enqueue rate -------------------------------------------------------------
+    const std::string record(serialized + 15, 'x');  // a journal record's size
+    double raw = 0;
+    {
+        int fd = ::open((root / "raw.bin").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        raw = rate(1, durable_n, [&](int, std::size_t) {
+            if (::write(fd, record.data(), record.size()) != ssize_t(record.size()) || ::fdatasync(fd) != 0)
+                throw std::runtime_error("raw write");
+        });
+        ::close(fd);
+    }
+    auto journal_rate = [&](const char* name, syncvault::durability mode, int threads) {
+        fs::remove_all(root / name);
+        syncvault::file_journal j{root / name, mode};
+        const std::size_t per = durable_n / std::size_t(threads);
+        const double r = rate(threads, per, [&](int t, std::size_t i) {
+            check(j.save(make_action(std::uint64_t(t) << 32 | i)), "save");
+        });
+        return std::pair{r, j.stats().syncs};
+    };
+    const auto [j1, j1_syncs] = journal_rate("j1", syncvault::durability::per_record, 1);
+    const auto [j8, j8_syncs] = journal_rate("j8", syncvault::durability::group_commit, 8);
+    const auto [j8p, j8p_syncs] = journal_rate("j8p", syncvault::durability::per_record, 8);
+    double s1 = 0, s8 = 0;
+#ifdef SYNCVAULT_BENCH_SQLITE
+    {
+        sqlite_db db{root / "s1.db"};
+        sqlite_insert ins{db.db};
+        s1 = rate(1, durable_n, [&](int, std::size_t i) { ins(make_action(i)); });
+    }
+    {
+        sqlite_db db{root / "s8.db"};
+        sqlite_insert ins{db.db};
+        std::mutex mu;  // one connection shared by the producers: SQLite has one writer anyway
+        s8 = rate(8, durable_n / 8, [&](int t, std::size_t i) {
+            auto a = make_action(std::uint64_t(t) << 32 | i);
+            std::lock_guard lk(mu);
+            ins(a);
+        });
+    }
+#endif
+
+    // --- sqlite_storage (issue 5): the same actions through the shipped SQLite adapter ----
+    double ss1 = 0, ss8 = 0, ss8p = 0;
+#ifdef SYNCVAULT_BENCH_SQLITE
+    auto sqlite_storage_rate = [&](const char* name, syncvault::durability mode, int threads) {
+        syncvault::sqlite_storage_options o;
+        o.mode = mode;
+        syncvault::sqlite_storage s{root / name, o};
+        return rate(threads, durable_n / std::size_t(threads), [&](int t, std::size_t i) {
+            check(s.save(make_action(std::uint64_t(t) << 32 | i)), "sqlite_storage save");
+        });
+    };
+    ss1 = sqlite_storage_rate("ss1.db", syncvault::durability::per_record, 1);
+    ss8 = sqlite_storage_rate("ss8.db", syncvault::durability::group_commit, 8);
+    ss8p = sqlite_storage_rate("ss8p.db", syncvault::durability::per_record, 8);
+#endif
+    // --- end of sqlite_storage (issue 5) ---------------------------------------------------
+
+    // --- reopen time and memory at reopen_n pending actions ------------------------------
+    {
+        syncvault::file_journal j{root / "big", syncvault::durability::none};
+        std::vector<syncvault::sync_action> batch;
+        for (std::size_t i = 0; i < reopen_n; ++i) {
+            batch.push_back(make_action(i));
+            if (batch.size() == 1000 || i + 1 == reopen_n) {
+                check(j.save_batch(batch), "save_batch");
+                batch.clear();
+            }
+        }
+        check(j.flush(), "flush");
+    }
+    ::malloc_trim(0);
+    const std::size_t rss0 = rss_bytes();
+    auto t0 = clock_type::now();
+    std::optional<syncvault::file_journal> big;
+    big.emplace(root / "big");
+    const double open_s = seconds_since(t0);
+    ::malloc_trim(0);
+    const std::size_t rss_index = rss_bytes();
+    t0 = clock_type::now();
+    auto loaded = big->load_all();
+    const double load_s = seconds_since(t0);
+    if (!loaded || loaded->size() != reopen_n) throw std::runtime_error("load_all");
+    const double journal_reopen = open_s + load_s;
+    const double bytes_per_action = double(rss_index > rss0 ? rss_index - rss0 : 0) / double(reopen_n);
+    loaded->clear();
+    loaded->shrink_to_fit();
+    big.reset();
+
+    double sqlite_reopen = 0;
+#ifdef SYNCVAULT_BENCH_SQLITE
+    {
+        sqlite_db db{root / "big.db"};
+        sqlite_insert ins{db.db};
+        db.exec("BEGIN");
+        for (std::size_t i = 0; i < reopen_n; ++i) ins(make_action(i));
+        db.exec("COMMIT");
+    }
+    {
+        t0 = clock_type::now();
+        sqlite_db db{root / "big.db"};
+        sqlite3_stmt* stmt = nullptr;
+        sqlite3_prepare_v2(db.db, "SELECT data FROM actions ORDER BY seq", -1, &stmt, nullptr);
+        std::vector<syncvault::sync_action> rows;
+        fast_parser parse;
+        while (sqlite3_step(stmt) == SQLITE_ROW)
+            rows.push_back(parse({reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
+                                  std::size_t(sqlite3_column_bytes(stmt, 0))}));
+        sqlite3_finalize(stmt);
+        sqlite_reopen = seconds_since(t0);
+        if (rows.size() != reopen_n) throw std::runtime_error("sqlite load");
+    }
+#endif
+
+    // --- sqlite_storage reopen (issue 5): open (schema and lock checks) + load_all ---------
+    double ss_reopen = 0;
+#ifdef SYNCVAULT_BENCH_SQLITE
+    {
+        syncvault::sqlite_storage_options o;
+        o.mode = syncvault::durability::none;
+        syncvault::sqlite_storage s{root / "big-ss.db", o};
+        std::vector<syncvault::sync_action> batch;
+        for (std::size_t i = 0; i < reopen_n; ++i) {
+            batch.push_back(make_action(i));
+            if (batch.size() == 1000 || i + 1 == reopen_n) {
+                check(s.save_batch(batch), "sqlite_storage save_batch");
+                batch.clear();
+            }
+        }
+        check(s.flush(), "sqlite_storage flush");
+    }
+    {
+        t0 = clock_type::now();
+        syncvault::sqlite_storage s{root / "big-ss.db"};
+        auto rows = s.load_all();
+        ss_reopen = seconds_since(t0);
+        if (!rows || rows->size() != reopen_n) throw std::runtime_error("sqlite_storage load_all");
+    }
+#endif
+    // --- end of sqlite_storage reopen (issue 5) --------------------------------------------
+    fs::remove_all(root);
+
+    // --- report ---------------------------------------------------------------------------
+    auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+    const double mem_goal = 2.0 * double(serialized) + 200;
+    std::printf("\n%-44s %14s %10s\n", "measure", "value", "syncs");
+    std::printf("%-44s %12.0f/s %10zu\n", "raw write+fdatasync loop", raw, durable_n);
+    std::printf("%-44s %12.0f/s %10llu\n", "file_journal per_record, 1 producer", j1, (unsigned long long)j1_syncs);
+    std::printf("%-44s %12.0f/s %10llu\n", "file_journal group_commit, 8 producers", j8, (unsigned long long)j8_syncs);
+    std::printf("%-44s %12.0f/s %10llu\n", "file_journal per_record, 8 producers", j8p, (unsigned long long)j8p_syncs);
+    std::printf("%-44s %12.0f/s\n", "SQLite WAL FULL, 1 producer", s1);
+    std::printf("%-44s %12.0f/s\n", "SQLite WAL FULL, 8 producers", s8);
+    std::printf("%-44s %12.0f/s\n", "sqlite_storage per_record, 1 producer", ss1);      // issue 5
+    std::printf("%-44s %12.0f/s\n", "sqlite_storage group_commit, 8 producers", ss8);   // issue 5
+    std::printf("%-44s %12.0f/s\n", "sqlite_storage per_record, 8 producers", ss8p);    // issue 5
+    std::printf("%-44s %13.3fs\n", "file_journal reopen (open + load_all)", journal_reopen);
+    std::printf("%-44s %13.3fs\n", "  of which open (scan, checksums, index)", open_s);
+    std::printf("%-44s %13.3fs\n", "SQLite reopen (open + SELECT + parse)", sqlite_reopen);
+    std::printf("%-44s %13.3fs\n", "sqlite_storage reopen (open + load_all)", ss_reopen);  // issue 5
+    std::printf("%-44s %12.0f B\n", "file_journal RSS per pending action", bytes_per_action);
+    std::printf("\n%-44s %8s %8s\n", "goal", "reached", "target");
+    std::printf("%-44s %7.2fx %7.2fx\n", "1 producer vs raw loop", ratio(j1, raw), 0.8);
+    std::printf("%-44s %7.2fx %7.2fx\n", "1 producer vs SQLite", ratio(j1, s1), 1.0);
+    std::printf("%-44s %7.2fx %7.2fx\n", "8 producers vs SQLite", ratio(j8, s8), 5.0);
+    std::printf("%-44s %7.2fx %7.2fx\n", "reopen speed vs SQLite", ratio(sqlite_reopen, journal_reopen), 1.0);
+    std::printf("%-44s %7.0fB %7.0fB\n", "memory per action", bytes_per_action, mem_goal);
+    std::printf("{\"bench\":\"storage\",\"reopen_n\":%zu,\"durable_n\":%zu,\"serialized_bytes\":%zu,"
+                "\"raw_per_s\":%.1f,\"journal_1p_per_s\":%.1f,\"journal_8p_group_per_s\":%.1f,"
+                "\"journal_8p_per_record_per_s\":%.1f,\"sqlite_1p_per_s\":%.1f,\"sqlite_8p_per_s\":%.1f,"
+                "\"journal_8p_syncs\":%llu,\"journal_reopen_s\":%.4f,\"journal_open_s\":%.4f,"
+                "\"sqlite_reopen_s\":%.4f,\"bytes_per_action\":%.1f,\"memory_goal_bytes\":%.1f,"
+                "\"ratio_1p_vs_raw\":%.3f,\"ratio_1p_vs_sqlite\":%.3f,\"ratio_8p_vs_sqlite\":%.3f,"
+                "\"ratio_reopen_vs_sqlite\":%.3f}\n",
+                reopen_n, durable_n, serialized, raw, j1, j8, j8p, s1, s8, (unsigned long long)j8_syncs,
+                journal_reopen, open_s, sqlite_reopen, bytes_per_action, mem_goal, ratio(j1, raw),
+                ratio(j1, s1), ratio(j8, s8), ratio(sqlite_reopen, journal_reopen));
+    // sqlite_storage (issue 5): its own JSON line, so the line above keeps its shape.
+    std::printf("{\"bench\":\"storage_sqlite_storage\",\"reopen_n\":%zu,\"durable_n\":%zu,"
+                "\"sqlite_storage_1p_per_s\":%.1f,\"sqlite_storage_8p_group_per_s\":%.1f,"
+                "\"sqlite_storage_8p_per_record_per_s\":%.1f,\"sqlite_storage_reopen_s\":%.4f}\n",
+                reopen_n, durable_n, ss1, ss8, ss8p, ss_reopen);
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "storage bench failed: %s\n", e.what());
+    return 1;
+}

@@ -412,7 +412,8 @@ TEST_CASE("check_path rejects a .. segment in any encoding", "[policies][request
     for (std::string_view bad : {"..", "../x", "/..", "/../etc/passwd", "/a/../b", "/a/..", "a/..",
                                  "/%2e%2e/x", "/%2E%2e/x", "/%2e%2E/x", "/%2E%2E", "/.%2e/x", "/%2e./x",
                                  "/%252e%252e/x", "/%25252e%25252e/x", "/..%2fx", "/..%2Fx", "/a%2f..%2fb",
-                                 "/%5c..%5cx", "/x%2f%2e%2e"}) {
+                                 "/%5c..%5cx", "/x%2f%2e%2e", "/%2525252e%2525252e/x",
+                                 "/50%25off/%252e%252e/x"}) {
         INFO("'" << bad << "'");
         CHECK(sv::detail::check_path(bad, 2048) == sv::errc::invalid_request);
     }
@@ -428,6 +429,13 @@ TEST_CASE("check_path rejects backslashes, control characters, spaces, fragments
         INFO("'" << bad << "'");
         CHECK(sv::detail::check_path(bad, 2048) == sv::errc::invalid_request);
     }
+}
+
+TEST_CASE("check_path refuses more than four layers of percent-encoding", "[policies][request_check]")
+{
+    CHECK(path_ok("/%25252541"));  // four layers of 'A'
+    CHECK_FALSE(path_ok("/%2525252541"));
+    CHECK_FALSE(path_ok("/%252525252e%252525252e/x"));
 }
 
 TEST_CASE("check_path enforces the length limit", "[policies][request_check]")

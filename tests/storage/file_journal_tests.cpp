@@ -44,9 +44,9 @@ namespace {
 /** A fresh directory, removed with everything in it at scope exit. */
 struct temp_dir {
     fs::path path;
-    temp_dir()
+    explicit temp_dir(const fs::path& base = fs::temp_directory_path())
     {
-        std::string tmpl = (fs::temp_directory_path() / "syncvault-fj-XXXXXX").string();
+        std::string tmpl = (base / "syncvault-fj-XXXXXX").string();
         REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
         path = tmpl;
     }
@@ -59,6 +59,17 @@ struct temp_dir {
     }
     fs::path operator/(const std::string& s) const { return path / s; }
 };
+
+/**
+ * Where the exhaustive recovery tests open thousands of journals: a tmpfs when there is one, as
+ * each torn open truncates and syncs (milliseconds each on a disk); the code path is the same.
+ */
+fs::path scratch_base()
+{
+    std::error_code ec;
+    if (fs::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0) return "/dev/shm";
+    return fs::temp_directory_path();
+}
 
 /** A deterministic action for `id`: every field set, bytes that are not valid UTF-8 included. */
 sync_action make_action(const std::string& id, int attempts = 0, std::size_t body_size = 40)
@@ -418,7 +429,7 @@ TEST_CASE("file_journal lock is released when it closes", "[file_journal]")
 
 TEST_CASE("file_journal cut at every byte recovers exactly a prefix of whole records", "[file_journal]")
 {
-    temp_dir src, dst;
+    temp_dir src{scratch_base()}, dst{scratch_base()};
     const recorded_journal rec{src.path, 56};
     const std::string bytes = read_file(src / "syncvault.journal");
     REQUIRE(bytes.size() == rec.ends.back());
@@ -444,13 +455,13 @@ TEST_CASE("file_journal cut at every byte recovers exactly a prefix of whole rec
 
 TEST_CASE("file_journal detects bit flips, keeps the prefix and sets the damaged file aside", "[file_journal]")
 {
-    temp_dir src;
+    temp_dir src{scratch_base()};
     const recorded_journal rec{src.path, 60};
     const std::string bytes = read_file(src / "syncvault.journal");
     std::mt19937 rng(20260101);
 
     auto check_flip = [&](std::uint64_t bit, std::size_t damaged_record) {
-        temp_dir dst;
+        temp_dir dst{scratch_base()};
         std::string damaged = bytes;
         damaged[bit / 8] = char(damaged[bit / 8] ^ (1 << (bit % 8)));
         write_file(dst / "syncvault.journal", damaged);
@@ -986,4 +997,40 @@ TEST_CASE("crc32c: hardware and Boost.CRC agree", "[file_journal]")
     for (auto& c : data) c = char(rng());
     for (std::size_t n = 0; n < data.size(); n += 37)
         CHECK(syncvault::detail::crc32c(data.data() + 1, n) == syncvault::detail::crc32c_portable(data.data() + 1, n));
+}
+
+TEST_CASE("journal_index agrees with a map through inserts, updates, removes and sweeps", "[file_journal]")
+{
+    syncvault::detail::journal_index index;
+    std::vector<std::pair<std::string, std::uint64_t>> order;  // the model, insertion order
+    std::mt19937 rng(3);
+    for (int step = 0; step < 60000; ++step) {
+        const std::string id = "id" + std::to_string(rng() % 3000);
+        const auto it = std::find_if(order.begin(), order.end(), [&](auto& e) { return e.first == id; });
+        if (rng() % 3 == 0) {
+            const bool had = it != order.end();
+            REQUIRE((index.erase(id) != 0) == had);
+            if (had) order.erase(it);
+            if (index.sparse()) index.sweep();
+        } else {
+            const std::uint64_t off = std::uint64_t(step) + 1;
+            const std::uint32_t old = index.put(id, off, 7);
+            REQUIRE((old != 0) == (it != order.end()));
+            if (it != order.end())
+                it->second = off;
+            else
+                order.emplace_back(id, off);
+        }
+        if (step % 5000 == 0 || step == 59999) {
+            std::vector<std::pair<std::string, std::uint64_t>> got;
+            for (const auto& s : index.slots())
+                if (s.len) got.emplace_back(s.id, s.off);
+            REQUIRE(got == order);
+            REQUIRE(index.size() == order.size());
+            for (const auto& [k, off] : order) REQUIRE(index.slots()[index.find(k)].off == off);
+        }
+    }
+    index.clear();
+    CHECK(index.size() == 0);
+    CHECK(index.find("id1") == syncvault::detail::journal_index::npos);
 }

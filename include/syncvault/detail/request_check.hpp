@@ -82,11 +82,33 @@ inline std::error_code check_path(std::string_view path, std::size_t max_bytes)
     if (!ref || ref->has_authority() || ref->has_fragment()) return errc::invalid_request;
 
     // Decode until stable, so double-encoded dots are seen too; then look at every segment.
+    // After the first round a '%' may be literal (`/50%25off`): decode the escapes there are and
+    // keep the rest. Deeper than four layers of encoding is refused rather than guessed at.
+    auto decode_once = [](std::string_view in) {
+        auto hex = [](char c) {
+            return c >= '0' && c <= '9' ? c - '0'
+                   : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                   : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                          : -1;
+        };
+        std::string out;
+        out.reserve(in.size());
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+                out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+                i += 2;
+            } else {
+                out += in[i];
+            }
+        }
+        return out;
+    };
     std::string decoded(ref->encoded_path());
-    for (int round = 0; round < 4 && decoded.find('%') != std::string::npos; ++round) {
-        auto pct = boost::urls::make_pct_string_view(decoded);
-        if (!pct) return errc::invalid_request;
-        decoded = pct->decode();
+    for (int round = 0;; ++round) {
+        auto next = decode_once(decoded);
+        if (next == decoded) break;
+        if (round == 4) return errc::invalid_request;
+        decoded = std::move(next);
     }
     for (auto& c : decoded)
         if (c == '\\') c = '/';

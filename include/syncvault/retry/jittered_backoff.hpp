@@ -79,7 +79,8 @@ private:
     {
         // base * 2^n without overflow: stop doubling once past the cap.
         auto value = options_.base;
-        for (int i = 0; i < retry && value < options_.cap; ++i) value *= 2;
+        for (int i = 0; i < retry && value < options_.cap; ++i)
+            value = value > options_.cap / 2 ? options_.cap : value * 2;
         return std::min(value, options_.cap);
     }
 

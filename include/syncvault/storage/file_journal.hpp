@@ -43,6 +43,7 @@
 #include <syncvault/config.hpp>
 #include <syncvault/detail/action_codec.hpp>
 #include <syncvault/detail/journal_format.hpp>
+#include <syncvault/detail/journal_index.hpp>
 #include <syncvault/detail/journal_io.hpp>
 
 #include <boost/json.hpp>
@@ -64,7 +65,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -101,14 +101,6 @@ struct file_journal_stats {
 };
 
 namespace detail {
-
-struct journal_id_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept
-    {
-        return std::hash<std::string_view>{}(s);
-    }
-};
 
 // Everything behind file_journal's pointer. One mutex guards the index and the file's end;
 // fdatasync, compaction's bulk copy and load_all's reads and parsing run without it.
@@ -167,7 +159,7 @@ public:
 
         std::unique_lock lk(mu_);
         if (failed_) return make_error_code(errc::storage_failed);
-        const bool insert = index_.find(a.id) == index_.end();
+        const bool insert = index_.find(a.id) == journal_index::npos;
         const std::uint64_t entry_off = end_ + journal_header_size + 1;
         if (auto ec = append_locked(rec)) return ec;
         apply_put(a.id, entry_off, static_cast<std::uint32_t>(entry_size));
@@ -197,7 +189,7 @@ public:
         if (failed_) return make_error_code(errc::storage_failed);
         std::vector<std::string_view> inserted;
         for (const auto& a : batch)
-            if (index_.find(a.id) == index_.end() &&
+            if (index_.find(a.id) == journal_index::npos &&
                 std::find(inserted.begin(), inserted.end(), a.id) == inserted.end())
                 inserted.push_back(a.id);
         const std::uint64_t body_off = end_ + journal_header_size;
@@ -224,7 +216,7 @@ public:
         journal_seal(rec, at);
 
         std::unique_lock lk(mu_);
-        if (index_.find(id) == index_.end()) return {};
+        if (index_.find(id) == journal_index::npos) return {};
         if (failed_) return make_error_code(errc::storage_failed);
         if (auto ec = append_locked(rec)) return ec;
         apply_remove(id);
@@ -238,7 +230,7 @@ public:
         journal_seal(rec, journal_begin(rec, journal_op::clear));
 
         std::unique_lock lk(mu_);
-        if (live_ == 0) return {};
+        if (index_.size() == 0) return {};
         if (failed_) return make_error_code(errc::storage_failed);
         if (auto ec = append_locked(rec)) return ec;
         apply_clear();
@@ -249,7 +241,7 @@ public:
     std::size_t count() const
     {
         std::lock_guard lk(mu_);
-        return live_;
+        return index_.size();
     }
 
     result<std::vector<sync_action>> load_all() const
@@ -259,9 +251,9 @@ public:
         std::uint64_t size = 0;
         {
             std::lock_guard lk(mu_);
-            where.reserve(live_);
-            for (const auto& s : slots_)
-                if (s.kv) where.emplace_back(s.off, s.len);
+            where.reserve(index_.size());
+            for (const auto& s : index_.slots())
+                if (s.len) where.emplace_back(s.off, s.len);
             file = file_;
             size = end_;
         }
@@ -337,7 +329,7 @@ public:
     {
         std::lock_guard lk(mu_);
         auto s = stats_;
-        s.actions = live_;
+        s.actions = index_.size();
         s.file_bytes = end_;
         s.synced_bytes = synced_;
         s.live_bytes = live_bytes_;
@@ -353,16 +345,6 @@ public:
     const std::filesystem::path& path() const noexcept { return path_; }
 
 private:
-    using index_map = std::unordered_map<std::string, std::uint32_t, journal_id_hash, std::equal_to<>>;
-
-    // One stored action in insertion order: its entry's place in the file. `kv` points at its
-    // index node (stable in an unordered_map); null once removed (a tombstone, swept later).
-    struct slot {
-        index_map::value_type* kv;
-        std::uint64_t off;
-        std::uint32_t len;
-    };
-
     static std::uint64_t cost(std::uint32_t entry_len) noexcept
     {
         return std::uint64_t{entry_len} + journal_header_size + 1;
@@ -466,28 +448,36 @@ private:
                 return {};
             }
         } else {
-            // Group commit: one leader syncs everything written so far; the others wait and
-            // are covered, or lead the next round.
+            // Group commit: join a sync that will cover this record (one about to read the end
+            // of the file, or one running that read it after this record was written); else
+            // start one at once, even while another runs: the file system overlaps them, so
+            // waiting for the running one would only add its latency.
             while (gen == file_gen_ && synced_ < target && !failed_) {
-                if (syncing_) {
+                if (starting_ > 0 || covering_ >= target) {
                     sync_cv_.wait(lk);
                     continue;
                 }
-                syncing_ = true;
+                ++starting_;
                 auto file = file_;
-                ++stats_.syncs;
                 lk.unlock();
                 if (opts_.hook) opts_.hook(journal_event::before_sync);
-                const std::uint64_t upto = end_.load();  // same file: checked by gen below
+                lk.lock();
+                --starting_;
+                if (gen != file_gen_) break;
+                const std::uint64_t upto = end_;
+                covering_ = std::max(covering_, upto);
+                ++stats_.syncs;
+                sync_cv_.notify_all();  // those it covers wait for it; the others start their own
+                lk.unlock();
                 auto e = journal_datasync(file->get());
                 lk.lock();
-                syncing_ = false;
                 if (e)
                     (void)poison(e);
                 else if (gen == file_gen_)
                     synced_ = std::max(synced_, upto);
                 sync_cv_.notify_all();
             }
+            sync_cv_.notify_all();
             if (gen != file_gen_ || synced_ >= target) return {};
             ec = last_error_;
         }
@@ -497,54 +487,24 @@ private:
 
     void apply_put(std::string_view id, std::uint64_t off, std::uint32_t len)
     {
-        if (auto it = index_.find(id); it != index_.end()) {
-            auto& s = slots_[it->second];
-            live_bytes_ -= cost(s.len);
-            s.off = off;
-            s.len = len;
-        } else {
-            auto [node, _] = index_.emplace(std::string(id), static_cast<std::uint32_t>(slots_.size()));
-            slots_.push_back({&*node, off, len});
-            ++live_;
-        }
+        if (const std::uint32_t old = index_.put(id, off, len)) live_bytes_ -= cost(old);
         live_bytes_ += cost(len);
     }
 
     void apply_remove(std::string_view id)
     {
-        auto it = index_.find(id);
-        if (it == index_.end()) return;
-        auto& s = slots_[it->second];
-        live_bytes_ -= cost(s.len);
-        s.kv = nullptr;
-        index_.erase(it);
-        --live_;
-        sweep_slots();
+        if (const std::uint32_t old = index_.erase(id)) {
+            live_bytes_ -= cost(old);
+            // FIFO removal leaves tombstones at the front; not while compacting, whose plan
+            // names slots by position.
+            if (!compacting_ && index_.sparse()) index_.sweep();
+        }
     }
 
     void apply_clear()
     {
-        for (auto& s : slots_) s.kv = nullptr;
         index_.clear();
-        live_ = 0;
         live_bytes_ = 0;
-        sweep_slots();
-    }
-
-    // Drops tombstones once they are the majority (FIFO removal leaves them at the front).
-    // Not while compacting: its plan names slots by position.
-    void sweep_slots()
-    {
-        if (compacting_ || slots_.size() < 1024 || slots_.size() < 2 * live_) return;
-        std::size_t j = 0;
-        for (const auto& s : slots_)
-            if (s.kv) {
-                slots_[j] = s;
-                s.kv->second = static_cast<std::uint32_t>(j);
-                ++j;
-            }
-        slots_.resize(j);
-        if (slots_.capacity() > 4 * j + 1024) slots_.shrink_to_fit();
     }
 
     void maybe_compact(std::unique_lock<std::mutex>& lk)
@@ -586,9 +546,9 @@ private:
         };
         compacting_ = true;
         std::vector<moved> plan;
-        plan.reserve(live_);
-        for (std::uint32_t i = 0; i < slots_.size(); ++i)
-            if (slots_[i].kv) plan.push_back({i, slots_[i].len, slots_[i].off, 0});
+        plan.reserve(index_.size());
+        for (std::uint32_t i = 0; i < index_.slots().size(); ++i)
+            if (const auto& s = index_.slots()[i]; s.len) plan.push_back({i, s.len, s.off, 0});
         const std::uint64_t start = end_;
         auto src = file_;
         lk.unlock();
@@ -653,21 +613,24 @@ private:
         // Repoint the slots: copied ones to their new place, later ones shifted with the tail.
         // The high bit marks "done" so a shifted offset is never mistaken for an old one.
         constexpr std::uint64_t done = std::uint64_t{1} << 63;
-        for (const auto& m : plan) {
-            auto& s = slots_[m.slot];
-            if (s.kv && s.off == m.from) s.off = m.to | done;
+        auto& slots = index_.slots();
+        for (const auto& m : plan) {  // (a clear() meanwhile may have emptied the slots)
+            if (m.slot >= slots.size()) continue;
+            auto& s = slots[m.slot];
+            if (s.len && s.off == m.from) s.off = m.to | done;
         }
-        for (auto& s : slots_)
-            if (s.kv) s.off = (s.off & done) ? (s.off & ~done) : s.off - start + tail_base;
+        for (auto& s : slots)
+            if (s.len) s.off = (s.off & done) ? (s.off & ~done) : s.off - start + tail_base;
 
         file_ = std::make_shared<journal_fd>(std::move(tmp));
         ++file_gen_;
+        covering_ = 0;  // offsets in the old file mean nothing in the new one
         end_ = tmp_end;
         synced_ = tmp_end;
         ++stats_.compactions;
         compacting_ = false;
         retry_compaction_at_ = 0;
-        sweep_slots();
+        if (index_.sparse()) index_.sweep();
         sync_cv_.notify_all();
         return dir_ec ? poison(dir_ec) : std::error_code{};
     }
@@ -839,7 +802,7 @@ private:
             {make_error_code(errc::storage_corrupt),
              "syncvault: journal " + path_.string() + " was damaged at byte " + std::to_string(off) +
                  " (" + problem + "); kept the " + std::to_string(records) +
-                 " records before it (" + std::to_string(live_) +
+                 " records before it (" + std::to_string(index_.size()) +
                  " actions); the damaged file, with everything after that byte, is kept as " +
                  aside.string()});
     }
@@ -852,20 +815,17 @@ private:
     std::condition_variable sync_cv_;
     std::shared_ptr<journal_fd> file_;   // readers keep the file they started on
     std::uint64_t file_gen_ = 0;         // bumped when compaction replaces the file
-    // Bytes of whole records written. Atomic only so a group-commit leader can read it, without
-    // the lock, right before its fdatasync and so cover every record written until then.
-    std::atomic<std::uint64_t> end_{0};
+    std::uint64_t end_ = 0;              // bytes of whole records written
     std::uint64_t synced_ = 0;           // a prefix known to be on disk
-    bool syncing_ = false;               // a group-commit leader is in fdatasync
+    int starting_ = 0;                   // group commit: syncs about to read end_
+    std::uint64_t covering_ = 0;         // group commit: the furthest end_ a running sync covers
     bool failed_ = false;                // a sync or a cut-back failed: refuse writes
     bool compacting_ = false;
     bool open_ = false;                  // construction (and its recovery) is over
     std::uint64_t retry_compaction_at_ = 0;
     mutable std::error_code last_error_;
 
-    index_map index_;
-    std::vector<slot> slots_;            // insertion order, with tombstones
-    std::size_t live_ = 0;
+    journal_index index_;
     std::uint64_t live_bytes_ = 0;
     std::vector<diagnostic> diagnostics_;
     file_journal_stats stats_;

@@ -153,7 +153,8 @@ inline bool headers_from_json(std::string_view text, std::vector<header>& out)
 
 /**
  * A `syncvault::storage` in one SQLite table; see the file comment for the database layout,
- * locking, durability and errors.
+ * locking, durability and errors. Models the optional hooks `save_batch` and `flush`, and is
+ * `thread_safe`. Movable; a moved-from instance answers every call with `errc::storage_failed`.
  */
 class sqlite_storage {
 public:
@@ -226,7 +227,7 @@ public:
         std::lock_guard lock(impl_->db_mutex);
         auto* s = impl_->remove_.get();
         detail::sqlite_stmt_scope scope(s);
-        sqlite3_bind_text(s, 1, id.data(), int(id.size()), SQLITE_STATIC);
+        sqlite3_bind_text64(s, 1, id.data(), id.size(), SQLITE_STATIC, SQLITE_UTF8);
         if (auto ec = impl_->run(s, impl::lazy_level, "remove")) return ec;
         impl_->count.fetch_sub(std::size_t(sqlite3_changes(impl_->db)));
         return {};
@@ -270,8 +271,12 @@ public:
         return impl_->last_error;
     }
 
-    /** The database file. */
-    const std::filesystem::path& path() const noexcept { return impl_->path; }
+    /** The database file (empty once moved from). */
+    const std::filesystem::path& path() const noexcept
+    {
+        static const std::filesystem::path none;
+        return impl_ ? impl_->path : none;
+    }
 
 private:
     static std::error_code moved_from() noexcept { return make_error_code(errc::storage_failed); }
@@ -540,12 +545,12 @@ private:
         static void bind(sqlite3_stmt* s, const sync_action& a, const std::string& headers)
         {
             auto text = [&](int i, std::string_view v) {
-                sqlite3_bind_text(s, i, v.data(), int(v.size()), SQLITE_STATIC);
+                sqlite3_bind_text64(s, i, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8);
             };
             text(1, a.id);
             text(2, to_string(a.method));
             text(3, a.path);
-            sqlite3_bind_blob(s, 4, a.body.data(), int(a.body.size()), SQLITE_STATIC);
+            sqlite3_bind_blob64(s, 4, a.body.data(), a.body.size(), SQLITE_STATIC);
             text(5, headers);
             text(6, a.idempotency_key);
             sqlite3_bind_int64(s, 7, a.attempts);

@@ -95,7 +95,7 @@ inline sync_action sample_action(std::string id, std::uint64_t sequence)
     a.idempotency_key = "key-" + id;
     a.id = std::move(id);
     a.sequence = sequence;
-    a.created_at = ms_time(jan_2026_ms + std::int64_t(sequence) * 1000);
+    a.created_at = ms_time(jan_2026_ms + std::int64_t(sequence % 1'000'000'000) * 1000);
     a.next_attempt_at = a.created_at;
     return a;
 }

@@ -1,0 +1,27 @@
+# cmake -DINCLUDE_DIR=<include> -P check_include_guards.cmake
+# Each header opens with `#ifndef G` / `#define G`, where G is its path in upper case with
+# every non-alphanumeric character turned into '_' (include/syncvault/concepts/clock.hpp:
+# SYNCVAULT_CONCEPTS_CLOCK_HPP; include/syncvault.hpp: SYNCVAULT_HPP), so guards never collide.
+file(GLOB_RECURSE headers RELATIVE ${INCLUDE_DIR} ${INCLUDE_DIR}/*.hpp)
+set(failures "")
+foreach(header IN LISTS headers)
+  string(TOUPPER "${header}" expected)
+  string(MAKE_C_IDENTIFIER "${expected}" expected)
+  file(STRINGS ${INCLUDE_DIR}/${header} directives REGEX "^#(ifndef|define) ")
+  list(LENGTH directives n)
+  if(n LESS 2)
+    list(APPEND failures "${header}: no include guard")
+    continue()
+  endif()
+  list(GET directives 0 first)
+  list(GET directives 1 second)
+  if(NOT first STREQUAL "#ifndef ${expected}" OR NOT second STREQUAL "#define ${expected}")
+    list(APPEND failures "${header}: guard should be ${expected} (found '${first}' / '${second}')")
+  endif()
+endforeach()
+list(LENGTH headers count)
+if(failures)
+  string(REPLACE ";" "\n  " text "${failures}")
+  message(FATAL_ERROR "include guards:\n  ${text}")
+endif()
+message(STATUS "${count} headers, each with its own include guard")
