@@ -1,7 +1,29 @@
 #!/usr/bin/env bash
-# Builds syncvault's tests with g++ (warnings as errors) and runs them with CTest.
+# Builds syncvault's tests and runs them with CTest, stage by stage; each stage prints how long
+# it took, and a summary closes the run.
+#
+#   gcc     g++, warnings as errors: everything, every test (BUILD_DIR, default build/gcc)
+#   clang   clang 14, warnings as errors: the unit tests, every header alone
+#           (syncvault_header_tests), compile-fail tests, consumers of the installed package,
+#           of the build tree and of add_subdirectory, the Conan recipe and its test_package
+#   asan    ASan+UBSan (clang): the unit tests and, once it exists, syncvault_storage_tests
+#   tsan    TSan (clang): the unit tests tagged [thread]
+#   format  clang-format check of the files scripts/format-check.sh lists
+#
+# STAGES="clang tsan" bash scripts/test.sh runs some stages only (default: all, in this order).
+# The other stages build in $BUILD_ROOT/<stage> (default build/<stage>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+stages=" ${STAGES:-gcc clang asan tsan format} "
+root=${BUILD_ROOT:-build}
+summary=()
+want() { [[ "$stages" == *" $1 "* ]]; }
+took() { summary+=("$1: $2 s"); echo "== $1: $2 s"; }
+has_target() { ninja -C "$1" -t targets all 2>/dev/null | grep -q "^$2: phony"; }
+clangxx=$(command -v clang++-14 || command -v clang++)
+
+if want gcc; then
+stage_start=$SECONDS
 build=${BUILD_DIR:-build/gcc}
 start=$SECONDS
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ \
@@ -11,3 +33,57 @@ echo "== build (g++): $((SECONDS - start)) s"
 start=$SECONDS
 ctest --test-dir "$build" --output-on-failure -j2
 echo "== tests (g++): $((SECONDS - start)) s"
+took "stage gcc (build + every test)" $((SECONDS - stage_start))
+fi
+
+if want clang; then
+    start=$SECONDS
+    build=$root/clang
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$clangxx" \
+          -DSYNCVAULT_WERROR=ON -DSYNCVAULT_BUILD_PACKAGING_TESTS=ON -DSYNCVAULT_BUILD_EXAMPLES=OFF \
+          -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+    cmake --build "$build" -j2 --target syncvault_unit_tests syncvault_header_tests
+    ctest --test-dir "$build" --output-on-failure -j2 \
+          -R '^(syncvault_unit_tests: |headers\.|compile_fail\.|consumer\.|conan\.)'
+    took "stage clang (unit tests, headers, compile-fail, consumers, Conan)" $((SECONDS - start))
+fi
+
+if want asan; then
+    start=$SECONDS
+    build=$root/asan
+    sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER="$clangxx" \
+          -DCMAKE_CXX_FLAGS="-O1 -fno-omit-frame-pointer $sanitize" \
+          -DCMAKE_EXE_LINKER_FLAGS="$sanitize" -DSYNCVAULT_BUILD_EXAMPLES=OFF \
+          -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+    targets=(syncvault_unit_tests)
+    has_target "$build" syncvault_storage_tests && targets+=(syncvault_storage_tests)
+    cmake --build "$build" -j2 --target "${targets[@]}"
+    pattern=$(IFS='|'; echo "${targets[*]}")
+    ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initialization_order=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir "$build" --output-on-failure -j2 -R "^(${pattern}): "
+    took "stage asan+ubsan (${targets[*]})" $((SECONDS - start))
+fi
+
+if want tsan; then
+    start=$SECONDS
+    build=$root/tsan
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER="$clangxx" \
+          -DCMAKE_CXX_FLAGS="-O1 -fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
+          -DSYNCVAULT_BUILD_EXAMPLES=OFF -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+    cmake --build "$build" -j2 --target syncvault_unit_tests
+    # Catch2 runs every test case tagged [thread] (the vault's, the fakes', the UI bindings').
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        "$build/tests/syncvault_unit_tests" "[thread]" --reporter compact
+    took "stage tsan ([thread] tests)" $((SECONDS - start))
+fi
+
+if want format; then
+    start=$SECONDS
+    bash scripts/format-check.sh
+    took "stage format" $((SECONDS - start))
+fi
+
+echo "== summary"
+printf '   %s\n' "${summary[@]}"

@@ -11,8 +11,8 @@
 int main()
 {
     namespace sv = syncvault;
-    sv::basic_vault<sv::testing::fake_transport, sv::memory_storage, sv::manual_connectivity,
-                    sv::jittered_backoff, sv::testing::fake_clock>
+    sv::basic_vault<sv::testing::fake_transport, sv::memory_storage, sv::manual_connectivity, sv::jittered_backoff,
+                    sv::testing::fake_clock>
         v{sv::vault_config{.base_url = "http://api.test"}};
     auto r = v.post("/jobs", boost::json::object{{"id", 7}});
 #if defined(TEST_PACKAGE_HAS_CURL)

@@ -57,7 +57,8 @@ public:
         if (ec) return syncvault::errc::connection_failed;
 
         syncvault::http_response out{static_cast<int>(res.result_int()), {}, std::move(res.body())};
-        for (const auto& field : res) out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+        for (const auto& field : res)
+            out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
         return out;
     }
 
@@ -91,15 +92,18 @@ int main()
         v{{.base_url = server.base_url()}};
 
     auto sent = v.post("/todos", boost::json::object{{"id", 1}, {"text", "sent over Beast"}});
-    std::printf("server up:   POST /todos -> %s %d\n", sent.is_sent() ? "sent, HTTP" : "not sent", sent.response() ? sent.response()->status : 0);
+    std::printf("server up:   POST /todos -> %s %d\n", sent.is_sent() ? "sent, HTTP" : "not sent",
+                sent.response() ? sent.response()->status : 0);
 
     server.stop();
     auto queued = v.post("/todos", boost::json::object{{"id", 2}, {"text", "queued while down"}});
-    std::printf("server down: POST /todos -> %s (%zu pending)\n", queued.is_queued() ? "queued" : "not queued", v.pending_count());
+    std::printf("server down: POST /todos -> %s (%zu pending)\n", queued.is_queued() ? "queued" : "not queued",
+                v.pending_count());
 
     server.start();
     const auto delivered = v.process_queue();
-    std::printf("server back: process_queue() delivered %zu; the server holds %zu items\n", delivered, server.items().size());
+    std::printf("server back: process_queue() delivered %zu; the server holds %zu items\n", delivered,
+                server.items().size());
 
     const bool ok = sent.is_sent() && sent.response()->status == 201 && queued.is_queued() && delivered == 1 &&
                     server.items().size() == 2 && v.pending_count() == 0;

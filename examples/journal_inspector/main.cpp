@@ -113,11 +113,13 @@ void print(const snapshot& s, bool json)
         int n = 0;
         for (const auto& a : s.actions) {
             const bool is_dead = a.state == syncvault::action_state::dead;
-            std::printf("\n#%d %-7s %s %s\n", ++n, is_dead ? "DEAD" : "pending", std::string(syncvault::to_string(a.method)).c_str(),
-                        a.path.c_str());
+            std::printf("\n#%d %-7s %s %s\n", ++n, is_dead ? "DEAD" : "pending",
+                        std::string(syncvault::to_string(a.method)).c_str(), a.path.c_str());
             std::printf("   id        %s\n   key       %s\n", a.id.c_str(), a.idempotency_key.c_str());
             std::printf("   attempts  %d (last: %s)\n", a.attempts, last_outcome(a).c_str());
-            if (!is_dead) std::printf("   next      %s (%s)\n", utc(a.next_attempt_at).c_str(), relative(a.next_attempt_at, now).c_str());
+            if (!is_dead)
+                std::printf("   next      %s (%s)\n", utc(a.next_attempt_at).c_str(),
+                            relative(a.next_attempt_at, now).c_str());
             std::printf("   created   %s\n   body      %zu bytes\n", utc(a.created_at).c_str(), a.body.size());
         }
         std::fflush(stdout);
@@ -135,12 +137,12 @@ int self_test()
     bool ok = false;
     {
         syncvault::testing::fake_transport server;
-        syncvault::basic_vault<syncvault::testing::fake_transport, syncvault::file_journal, syncvault::manual_connectivity,
-                               syncvault::jittered_backoff, std::chrono::system_clock>
+        syncvault::basic_vault<syncvault::testing::fake_transport, syncvault::file_journal,
+                               syncvault::manual_connectivity, syncvault::jittered_backoff, std::chrono::system_clock>
             v{{.base_url = "https://api.example.com/v1", .storage_path = dir}, server};
         server.respond(422).respond(503, {{"Retry-After", "120"}});
-        v.post("/orders", boost::json::object{{"sku", "A-1"}, {"qty", -1}}, {.idempotency_key = "order-41"});  // 422: dead
-        v.post("/orders", boost::json::object{{"sku", "B-7"}, {"qty", 2}}, {.idempotency_key = "order-42"});   // 503: in 2 min
+        v.post("/orders", boost::json::object{{"sku", "A-1"}, {"qty", -1}}, {.idempotency_key = "order-41"});  // dead
+        v.post("/orders", boost::json::object{{"sku", "B-7"}, {"qty", 2}}, {.idempotency_key = "order-42"});   // 2 min
         v.connectivity().set_online(false);
         v.put("/profile", boost::json::object{{"name", "Ada"}});
         v.delete_("/orders/40", {.idempotency_key = "cancel-40"});
@@ -148,9 +150,11 @@ int self_test()
         const auto s = read_copy(dir);
         print(s, false);
         const auto& a = s.actions;
-        ok = s.problems.empty() && a.size() == 4 && a[0].idempotency_key == "order-41" &&
-             a[0].state == syncvault::action_state::dead && a[0].last_status == 422 && a[1].idempotency_key == "order-42" &&
-             a[1].attempts == 1 && a[1].last_status == 503 && a[2].method == syncvault::http_method::put &&
+        ok = s.problems.empty() && a.size() == 4 &&
+             a[0].idempotency_key == "order-41" && a[0].state == syncvault::action_state::dead &&
+             a[0].last_status == 422 &&
+             a[1].idempotency_key == "order-42" && a[1].attempts == 1 && a[1].last_status == 503 &&
+             a[2].method == syncvault::http_method::put &&
              a[3].method == syncvault::http_method::delete_ && a[3].attempts == 0;
     }
     fs::remove_all(dir);

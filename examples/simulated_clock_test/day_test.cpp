@@ -57,7 +57,8 @@ TEST_CASE("a simulated day of outages and retries loses nothing and keeps order"
     // What the server saw, and in which weather (the hook runs inside every send).
     std::vector<sent_request> log;
     server.on_send([&](const syncvault::http_request& r) {
-        log.push_back({clock.now(), std::string(*syncvault::find_header(r.headers, "Idempotency-Key")), weather_at(since_midnight())});
+        const auto key = syncvault::find_header(r.headers, "Idempotency-Key");
+        log.push_back({clock.now(), std::string(key.value_or("")), weather_at(since_midnight())});
     });
     auto apply_weather = [&] {
         const auto w = weather_at(since_midnight());
@@ -113,7 +114,8 @@ TEST_CASE("a simulated day of outages and retries loses nothing and keeps order"
         if (log[i - 1].when == weather::overloaded) CHECK(log[i].at - log[i - 1].at >= 300s);
 
     // The outage cost retries, spaced by backoff: dozens of attempts in 40 minutes, not thousands.
-    const auto during_outage = std::count_if(log.begin(), log.end(), [](const auto& s) { return s.when == weather::server_down; });
+    const auto during_outage =
+        std::count_if(log.begin(), log.end(), [](const auto& s) { return s.when == weather::server_down; });
     CHECK(during_outage > 1);
     CHECK(during_outage < 60);
 }

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -137,7 +138,9 @@ public:
         auto& it = items_[next_id_];
         it.id = next_id_++;
         it.text = text;
-        send("add", "add \"" + (text.size() > 40 ? text.substr(0, 37) + "..." : text) + "\"", it, [&](const auto& opts) { return vault_->post("/todos", new_todo{it.id, text}, opts); });
+        const auto shown = text.size() > 40 ? text.substr(0, 37) + "..." : text;
+        send("add", "add \"" + shown + "\"", it,
+             [&](const auto& opts) { return vault_->post("/todos", new_todo{it.id, text}, opts); });
     }
 
     void toggle(std::int64_t id)
@@ -146,7 +149,9 @@ public:
         if (!it) return;
         it->done = !it->done;
         send(it->done ? "done" : "undone", std::string(it->done ? "done " : "undone ") + std::to_string(id), *it,
-             [&](const auto& opts) { return vault_->patch("/todos/" + std::to_string(id), todo_patch{it->done}, opts); });
+             [&](const auto& opts) {
+                 return vault_->patch("/todos/" + std::to_string(id), todo_patch{it->done}, opts);
+             });
     }
 
     void remove(std::int64_t id)
@@ -154,7 +159,8 @@ public:
         auto* it = find(id);
         if (!it) return;
         it->deleting = true;
-        send("rm", "rm " + std::to_string(id), *it, [&](const auto& opts) { return vault_->delete_("/todos/" + std::to_string(id), opts); });
+        send("rm", "rm " + std::to_string(id), *it,
+             [&](const auto& opts) { return vault_->delete_("/todos/" + std::to_string(id), opts); });
     }
 
     void list()
@@ -162,8 +168,9 @@ public:
         std::erase_if(items_, [](const auto& p) { return p.second.deleting && mark(p.second) == "synced"; });
         for (const auto& [id, it] : items_) {
             char row[160];
-            std::snprintf(row, sizeof row, "  %s %2lld  %-34.34s %s%s", it.done ? "[x]" : "[ ]", static_cast<long long>(id),
-                          it.text.c_str(), std::string(mark(it)).c_str(), it.deleting ? " (deleting)" : "");
+            std::snprintf(row, sizeof row, "  %s %2lld  %-34.34s %s%s", it.done ? "[x]" : "[ ]",
+                          static_cast<long long>(id), it.text.c_str(), std::string(mark(it)).c_str(),
+                          it.deleting ? " (deleting)" : "");
             out_.line(row);
         }
         if (items_.empty()) out_.line("  (no items)");
@@ -181,7 +188,8 @@ public:
         return s;
     }
 
-    /** Waits (bounded) until `done()` holds; it is checked after each status change or event. */
+    /** Waits (bounded) until `done()` holds; it is checked after each status change or event,
+     *  with the app's mutex held. */
     template <class Predicate>
     bool wait_until(Predicate done, std::chrono::seconds timeout)
     {
@@ -189,7 +197,10 @@ public:
         return changed_.wait_for(lock, timeout, done);
     }
 
-    bool caught_up() { return status_.status() == sync_status::synced && vault_->pending_count() == 0; }
+    // For wait_until's predicates (mutex_ held): the status last delivered to, and printed by,
+    // the status callback, so a wait ends only after the live line is out.
+    bool settled(sync_status s) const { return last_shown_ == s; }
+    bool caught_up() const { return settled(sync_status::synced) && vault_->pending_count() == 0; }
 
     /** Failed attempts of item `id`'s latest change, as its tracker last heard. */
     int failed_attempts(std::int64_t id) const
@@ -210,6 +221,7 @@ public:
     }
 
     std::size_t dead_letters() const { return vault_->dead_letters().size(); }
+    std::vector<syncvault::sync_action> dead_letter_list() const { return vault_->dead_letters(); }
     std::size_t pending() const { return vault_->pending_count(); }
 
 private:
@@ -227,10 +239,11 @@ private:
         std::string outcome;
         if (r.is_sent()) {
             outcome = "sent: HTTP " + std::to_string(r.response()->status);
-            if (mark(it) == "failed") outcome += " " + r.response()->body + " (failed for good: a dead letter)";
+            if (mark(it) == "failed") outcome += ", failed for good";
         } else if (r.is_queued()) {
             const auto last = it.tracker.last();
-            outcome = last && last->status == sync_event_status::failed ? "queued (" + reason(*last) + "; will retry)" : "queued";
+            const bool tried = last && last->status == sync_event_status::failed;
+            outcome = tried ? "queued (" + reason(*last) + "; will retry)" : "queued";
         } else {
             outcome = "error: " + r.error().message();
         }
@@ -265,8 +278,11 @@ private:
         // The live status line: where sync settles (error, or caught up), not every flicker.
         if (!in_command && s != last_shown_ && (s == sync_status::synced || s == sync_status::error))
             out_.live("  " + status_line());
-        last_shown_ = s;
-        notify();
+        {
+            std::lock_guard lock(mutex_);
+            last_shown_ = s;
+        }
+        changed_.notify_all();
     }
 
     item* find(std::int64_t id)
@@ -339,7 +355,7 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     app.open();
     out.line("  (vault reopened: " + std::to_string(app.pending()) + " changes loaded from the journal; its worker");
     out.line("   retries the oldest at once, and finds the server still down)");
-    if (!app.wait_until([&] { return app.failed_attempts(3) >= 2; }, 10s)) {
+    if (!app.wait_until([&] { return app.failed_attempts(3) >= 2 && app.settled(sync_status::error); }, 10s)) {
         out.line("  timed out waiting for the retry");
         return 1;
     }
@@ -358,6 +374,9 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     step("5. A change the server refuses (422) fails for good: a dead letter the app can inspect");
     app.add("Paste of the meeting notes: agenda, budget, hiring plan, offsite, roadmap, and more");
     app.add("Water the plants");
+    for (const auto& d : app.dead_letter_list())
+        out.line("  dead letter: " + std::string(syncvault::to_string(d.method)) + " " + d.path + ", HTTP " +
+                 std::to_string(d.last_status) + ", key " + d.idempotency_key);
     app.list();
 
     const bool same = server.items() == app.expected();

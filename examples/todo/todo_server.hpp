@@ -141,7 +141,8 @@ private:
             const auto* o = body.if_object();
             const auto* id = o ? o->if_contains("id") : nullptr;
             const auto* text = o ? o->if_contains("text") : nullptr;
-            if (!id || !id->is_int64() || !text || !text->is_string()) return reply(http::status::bad_request, error("want id and text"));
+            if (!id || !id->is_int64() || !text || !text->is_string())
+                return reply(http::status::bad_request, error("want id and text"));
             if (text->get_string().empty() || text->get_string().size() > 80)
                 return reply(http::status::unprocessable_entity, error("text must be 1 to 80 bytes"));
             boost::json::object item{{"id", id->get_int64()}, {"text", text->get_string()}, {"done", false}};
@@ -152,8 +153,8 @@ private:
         const auto it = items_.find(std::strtoll(target.c_str() + 7, nullptr, 10));
         if (it == items_.end()) return reply(http::status::not_found, error("no such item"));
         if (req.method() == http::verb::patch) {
-            if (const auto* done = body.is_object() ? body.get_object().if_contains("done") : nullptr; done && done->is_bool())
-                it->second["done"] = done->get_bool();
+            const auto* done = body.is_object() ? body.get_object().if_contains("done") : nullptr;
+            if (done && done->is_bool()) it->second["done"] = done->get_bool();
             return reply(http::status::ok, boost::json::serialize(it->second));
         }
         if (req.method() == http::verb::delete_) {

@@ -679,7 +679,8 @@ private:
         if (cleared) {  // clear_queue ran meanwhile: the action is gone, and so are its events
             if (unsaved) unsaved_id_.clear();
             update_status();
-            attempt_outcome gone{classify(outcome)};
+            attempt_outcome gone;
+            gone.kind = classify(outcome);
             if (outcome) gone.response = std::move(*outcome);
             else gone.error = outcome.error();
             return gone;

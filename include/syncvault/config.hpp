@@ -28,6 +28,17 @@ enum class durability {
 };
 
 /**
+ * The default of `vault_config::sensitive_headers`: Authorization, Cookie, Proxy-Authorization.
+ * (A function rather than a braced list in the member: GCC 12 crashes, "internal compiler error
+ * in check_noexcept_r", on a braced-list member initializer when a designated-initializer
+ * `vault_config{...}` temporary is passed to a constructor inside a template.)
+ */
+inline std::vector<std::string> default_sensitive_headers()
+{
+    return {"Authorization", "Cookie", "Proxy-Authorization"};
+}
+
+/**
  * Configuration of a vault and of the policies it builds from it. Checked at construction: a bad
  * field throws `std::invalid_argument` naming it.
  */
@@ -44,7 +55,7 @@ struct vault_config {
     std::size_t max_pending = 10'000;
     std::size_t max_body_bytes = 1 << 20;  ///< measured serialized
     std::string idempotency_header = "Idempotency-Key";
-    std::vector<std::string> sensitive_headers{"Authorization", "Cookie", "Proxy-Authorization"};
+    std::vector<std::string> sensitive_headers = default_sensitive_headers();
     std::function<void(http_request&)> before_send{};         ///< before every attempt (SPEC 3.16)
     std::function<void(const sync_event&)> on_dead_letter{};  ///< SPEC 3.10
     std::function<void(std::function<void()>)> dispatch{};    ///< where callbacks run (SPEC 3.13)

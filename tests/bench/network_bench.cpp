@@ -2,9 +2,11 @@
 // test server, next to a raw libcurl loop that reuses its handle (the limit for a sequential
 // FIFO drain) and a naive loop that makes a new handle, and so a new connection, per request.
 //
-//   syncvault_network_bench [N=10000] [rounds=3]
+//   syncvault_network_bench [N=10000] [rounds=10]
 //
-// Prints a table and one JSON line. Each measure is the median of its rounds.
+// Each variant sends N requests in `rounds` chunks, taking turns with the others; a vault
+// chunk is a fresh vault with N/rounds actions queued while offline, then drained (only the
+// drain is timed). Prints a table and one JSON line.
 #include <syncvault/background_sync.hpp>
 #include <syncvault/basic_vault.hpp>
 #include <syncvault/connectivity/polling_connectivity.hpp>
@@ -20,11 +22,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -34,6 +38,33 @@ using steady = std::chrono::steady_clock;
 using syncvault::test_support::test_server;
 
 const std::string body = R"({"job":12345,"state":"DONE","note":"a typical small JSON body, about 100 bytes long."})";
+
+// Wall time, and the CPU time of the whole process (client, server thread, worker): the
+// second is much less sensitive to other load on a shared machine.
+struct stopwatch {
+    steady::time_point wall = steady::now();
+    std::clock_t cpu = std::clock();
+};
+
+struct measure {
+    std::size_t requests = 0;
+    double seconds = 0, cpu_seconds = 0;
+    measure& operator+=(const measure& m)
+    {
+        requests += m.requests;
+        seconds += m.seconds;
+        cpu_seconds += m.cpu_seconds;
+        return *this;
+    }
+    double per_s() const { return double(requests) / seconds; }
+    double cpu_us() const { return cpu_seconds * 1e6 / double(requests); }
+};
+
+measure done(const stopwatch& w, std::size_t n)
+{
+    const std::chrono::duration<double> took = steady::now() - w.wall;
+    return {n, took.count(), double(std::clock() - w.cpu) / CLOCKS_PER_SEC};
+}
 
 std::string key_for(const char* run, std::size_t i) { return std::string(run) + "-" + std::to_string(i); }
 
@@ -65,57 +96,56 @@ bool raw_post(CURL* h, const std::string& url, const std::string& key, std::stri
     return rc == CURLE_OK && status == 200;
 }
 
-double raw_reused(test_server& server, std::size_t n)
+measure raw_reused(test_server& server, std::size_t n, std::size_t first)
 {
     const std::string url = server.base_url() + "/api/jobs";
     CURL* h = curl_easy_init();
     std::string response;
-    const auto start = steady::now();
+    const stopwatch w;
     for (std::size_t i = 0; i < n; ++i)
-        if (!raw_post(h, url, key_for("raw", i), response)) throw std::runtime_error("raw loop: request failed");
-    const std::chrono::duration<double> took = steady::now() - start;
+        if (!raw_post(h, url, key_for("raw", first + i), response)) throw std::runtime_error("raw loop: request failed");
+    const auto m = done(w, n);
     curl_easy_cleanup(h);
-    return double(n) / took.count();
+    return m;
 }
 
-double naive_new_handle(test_server& server, std::size_t n)
+measure naive_new_handle(test_server& server, std::size_t n, std::size_t first)
 {
     const std::string url = server.base_url() + "/api/jobs";
     std::string response;
-    const auto start = steady::now();
+    const stopwatch w;
     for (std::size_t i = 0; i < n; ++i) {
         CURL* h = curl_easy_init();
-        const bool ok = raw_post(h, url, key_for("naive", i), response);
+        const bool ok = raw_post(h, url, key_for("naive", first + i), response);
         curl_easy_cleanup(h);
         if (!ok) throw std::runtime_error("naive loop: request failed");
     }
-    const std::chrono::duration<double> took = steady::now() - start;
-    return double(n) / took.count();
+    return done(w, n);
 }
 
 // The transport alone, as the vault calls it: what the vault adds is the rest.
-double transport_only(test_server& server, std::size_t n)
+measure transport_only(test_server& server, std::size_t n, std::size_t first)
 {
     syncvault::vault_config cfg;
     cfg.base_url = server.base_url();
     syncvault::curl_transport t{cfg};
     syncvault::http_request r{syncvault::http_method::post, server.base_url() + "/api/jobs",
                               {{"Content-Type", "application/json"}, {"Idempotency-Key", ""}}, body};
-    const auto start = steady::now();
+    const stopwatch w;
     for (std::size_t i = 0; i < n; ++i) {
-        r.headers[1].value = key_for("transport", i);
+        r.headers[1].value = key_for("transport", first + i);
         auto res = t.send(r);
         if (!res || res->status != 200) throw std::runtime_error("curl_transport loop: request failed");
     }
-    const std::chrono::duration<double> took = steady::now() - start;
-    return double(n) / took.count();
+    return done(w, n);
 }
 
 enum class drive { process_queue, background_sync };
 
 // Queues n actions while the vault believes it is offline, then times the drain.
 template <class Storage>
-double vault_drain(test_server& server, std::size_t n, drive how, const std::filesystem::path& dir)
+measure vault_drain(test_server& server, std::size_t n, std::size_t first, drive how,
+                    const std::filesystem::path& dir)
 {
     using vault_type = syncvault::basic_vault<syncvault::curl_transport, Storage, syncvault::polling_connectivity,
                                               syncvault::jittered_backoff, std::chrono::system_clock>;
@@ -126,17 +156,17 @@ double vault_drain(test_server& server, std::size_t n, drive how, const std::fil
     cfg.storage_path = dir;
     cfg.max_pending = n + 1;
     cfg.storage_durability = syncvault::durability::none;  // the enqueue phase is not measured
-    double rate = 0;
+    measure m;
     {
         vault_type v{cfg};
         v.connectivity().report(false);
         syncvault::raw_body b{body, "application/json"};
         for (std::size_t i = 0; i < n; ++i) {
             syncvault::request_options o;
-            o.idempotency_key = key_for("vault", i);
+            o.idempotency_key = key_for("vault", first + i);
             if (!v.post("/jobs", b, o).is_queued()) throw std::runtime_error("vault: post was not queued");
         }
-        const auto start = steady::now();
+        const stopwatch w;
         if (how == drive::process_queue) {
             v.connectivity().report(true);
             if (v.process_queue() != n) throw std::runtime_error("vault: drain incomplete");
@@ -145,26 +175,19 @@ double vault_drain(test_server& server, std::size_t n, drive how, const std::fil
             v.connectivity().report(true);  // wakes the worker
             while (v.pending_count() != 0) std::this_thread::sleep_for(200us);
         }
-        const std::chrono::duration<double> took = steady::now() - start;
-        rate = double(n) / took.count();
+        m = done(w, n);
         if (!v.dead_letters().empty()) throw std::runtime_error("vault: dead letters");
     }
     std::filesystem::remove_all(dir);
-    return rate;
+    return m;
 }
 
-// The machine may be shared: run the variants in interleaved rounds, so that a burst of
-// outside load hits them alike, and keep each one's median.
+// The machine may be shared: the variants take turns in small chunks, so that a burst of
+// outside load hits them alike; each one's rate is its total requests over its total time.
 struct variant {
     const char* name;
-    std::function<double()> run;
-    std::vector<double> rates;
-    double median() const
-    {
-        auto r = rates;
-        std::sort(r.begin(), r.end());
-        return r[r.size() / 2];
-    }
+    std::function<measure(std::size_t)> run;
+    measure total{};
 };
 
 } // namespace
@@ -172,43 +195,51 @@ struct variant {
 int main(int argc, char** argv)
 {
     const std::size_t n = argc > 1 ? std::stoull(argv[1]) : 10'000;
-    const int rounds = argc > 2 ? std::stoi(argv[2]) : 3;
+    const int rounds = std::max(1, argc > 2 ? std::stoi(argv[2]) : 10);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const auto dir = std::filesystem::temp_directory_path() / "syncvault-network-bench";
     test_server server;
-    std::printf("syncvault network benchmark: drain %zu POSTs (%zu-byte JSON body) to %s, median of %d interleaved rounds\n",
+    std::printf("syncvault network benchmark: drain %zu POSTs (%zu-byte JSON body) to %s, in %d interleaved rounds\n",
                 n, body.size(), server.base_url().c_str(), rounds);
 
+    std::size_t sequence = 0;  // idempotency keys stay unique across chunks
+    auto keys = [&](std::size_t chunk) { return std::exchange(sequence, sequence + chunk); };
     std::vector<variant> variants{
-        {"raw libcurl loop, one reused handle (the limit)", [&] { return raw_reused(server, n); }, {}},
-        {"naive libcurl loop, new handle per request", [&] { return naive_new_handle(server, n); }, {}},
-        {"curl_transport loop (no vault)", [&] { return transport_only(server, n); }, {}},
+        {"raw libcurl loop, one reused handle (the limit)", [&](std::size_t c) { return raw_reused(server, c, keys(c)); }, {}},
+        {"naive libcurl loop, new handle per request", [&](std::size_t c) { return naive_new_handle(server, c, keys(c)); }, {}},
+        {"curl_transport loop (no vault)", [&](std::size_t c) { return transport_only(server, c, keys(c)); }, {}},
         {"vault, file_journal, process_queue()",
-         [&] { return vault_drain<syncvault::file_journal>(server, n, drive::process_queue, dir); }, {}},
+         [&](std::size_t c) { return vault_drain<syncvault::file_journal>(server, c, keys(c), drive::process_queue, dir); }, {}},
         {"vault, memory_storage, process_queue()",
-         [&] { return vault_drain<syncvault::memory_storage>(server, n, drive::process_queue, dir); }, {}},
+         [&](std::size_t c) { return vault_drain<syncvault::memory_storage>(server, c, keys(c), drive::process_queue, dir); }, {}},
         {"vault, file_journal, background_sync",
-         [&] { return vault_drain<syncvault::file_journal>(server, n, drive::background_sync, dir); }, {}},
+         [&](std::size_t c) { return vault_drain<syncvault::file_journal>(server, c, keys(c), drive::background_sync, dir); }, {}},
     };
-    for (int round = 0; round < rounds; ++round)
+    const std::size_t chunk = std::max<std::size_t>(1, n / std::size_t(rounds));
+    for (int round = 0; round < rounds; ++round) {
         for (std::size_t i = 0; i < variants.size(); ++i) {
             auto& v = variants[(i + std::size_t(round)) % variants.size()];  // rotate the order
-            server.reset_records();
-            v.rates.push_back(v.run());
+            v.total += v.run(chunk);
         }
-    const double raw = variants[0].median(), naive = variants[1].median(), transport = variants[2].median(),
-                 journal = variants[3].median(), memory = variants[4].median(), background = variants[5].median();
+        server.reset_records();
+    }
+    const double raw = variants[0].total.per_s(), naive = variants[1].total.per_s(),
+                 transport = variants[2].total.per_s(), journal = variants[3].total.per_s(),
+                 memory = variants[4].total.per_s(), background = variants[5].total.per_s();
+    const double raw_cpu = variants[0].total.cpu_us(), journal_cpu = variants[3].total.cpu_us();
 
-    auto row = [&](const char* name, double rate) {
-        std::printf("%-52s %10.0f/s %7.2fx\n", name, rate, rate / raw);
-    };
-    std::printf("\n%-52s %12s %8s\n", "drain", "requests", "vs raw");
-    for (const auto& v : variants) row(v.name, v.median());
-    std::printf("\n%-52s %7.2fx %7.2fx\n", "goal: vault (file_journal) vs raw reused loop", journal / raw, 0.9);
+    std::printf("\n%-52s %12s %8s %12s\n", "drain", "requests", "vs raw", "CPU/request");
+    for (const auto& v : variants)
+        std::printf("%-52s %10.0f/s %7.2fx %9.1f us\n", v.name, v.total.per_s(), v.total.per_s() / raw,
+                    v.total.cpu_us());
+    std::printf("\n%-52s %7.2fx (goal %.2fx)\n", "vault (file_journal) vs raw reused loop, throughput",
+                journal / raw, 0.9);
+    std::printf("%-52s %+7.1f us per request\n", "vault (file_journal) CPU cost over the raw loop",
+                journal_cpu - raw_cpu);
 
     std::printf("{\"bench\":\"network\",\"n\":%zu,\"raw_reused_per_s\":%.0f,\"naive_new_handle_per_s\":%.0f,\"curl_transport_per_s\":%.0f,"
                 "\"vault_file_journal_per_s\":%.0f,\"vault_memory_per_s\":%.0f,\"vault_background_sync_per_s\":%.0f,"
-                "\"ratio_vs_raw\":%.3f,\"goal\":0.9,\"rounds\":%d}\n",
-                n, raw, naive, transport, journal, memory, background, journal / raw, rounds);
+                "\"ratio_vs_raw\":%.3f,\"goal\":0.9,\"raw_cpu_us\":%.1f,\"vault_cpu_us\":%.1f,\"rounds\":%d}\n",
+                n, raw, naive, transport, journal, memory, background, journal / raw, raw_cpu, journal_cpu, rounds);
     return 0;
 }

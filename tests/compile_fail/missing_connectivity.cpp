@@ -6,10 +6,10 @@ namespace user {
 struct misnamed_connectivity {
     bool online() const { return true; }
 };
-} // namespace user
+}  // namespace user
 
 int missing_connectivity()
 {
-    return user::use_vault<user::my_transport, user::map_storage, user::misnamed_connectivity,
-                           user::fixed_delay, user::utc_clock>();
+    return user::use_vault<user::my_transport, user::map_storage, user::misnamed_connectivity, user::fixed_delay,
+                           user::utc_clock>();
 }

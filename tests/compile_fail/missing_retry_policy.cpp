@@ -10,10 +10,10 @@ struct uncapped_delay {
     }
     std::chrono::milliseconds delay(int) { return std::chrono::seconds{5}; }
 };
-} // namespace user
+}  // namespace user
 
 int missing_retry_policy()
 {
-    return user::use_vault<user::my_transport, user::map_storage, user::os_connectivity,
-                           user::uncapped_delay, user::utc_clock>();
+    return user::use_vault<user::my_transport, user::map_storage, user::os_connectivity, user::uncapped_delay,
+                           user::utc_clock>();
 }

@@ -17,10 +17,10 @@ struct uncounted_storage {
         return {};
     }
 };
-} // namespace user
+}  // namespace user
 
 int missing_storage()
 {
-    return user::use_vault<user::my_transport, user::uncounted_storage, user::os_connectivity,
-                           user::fixed_delay, user::utc_clock>();
+    return user::use_vault<user::my_transport, user::uncounted_storage, user::os_connectivity, user::fixed_delay,
+                           user::utc_clock>();
 }

@@ -6,10 +6,10 @@ namespace user {
 struct throwing_transport {
     syncvault::http_response send(const syncvault::http_request&) { return {200, {}, {}}; }
 };
-} // namespace user
+}  // namespace user
 
 int missing_transport()
 {
-    return user::use_vault<user::throwing_transport, user::map_storage, user::os_connectivity,
-                           user::fixed_delay, user::utc_clock>();
+    return user::use_vault<user::throwing_transport, user::map_storage, user::os_connectivity, user::fixed_delay,
+                           user::utc_clock>();
 }

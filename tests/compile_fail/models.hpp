@@ -74,6 +74,6 @@ int use_vault()
     return r.is_sent() ? 0 : 1;
 }
 
-} // namespace user
+}  // namespace user
 
 #endif

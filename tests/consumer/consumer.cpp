@@ -26,7 +26,7 @@ void expect(bool ok, const char* what)
         ++failures;
     }
 }
-} // namespace
+}  // namespace
 
 int main()
 {

@@ -53,8 +53,8 @@ milliseconds expected_ceiling(milliseconds base, milliseconds cap, int n)
     return milliseconds{static_cast<std::int64_t>(value)};
 }
 
-sv::jittered_backoff make_backoff(sv::jittered_backoff::jitter kind, std::uint64_t seed = 42,
-                                  milliseconds base = 100ms, milliseconds cap = 60'000ms)
+sv::jittered_backoff make_backoff(sv::jittered_backoff::jitter kind, std::uint64_t seed = 42, milliseconds base = 100ms,
+                                  milliseconds cap = 60'000ms)
 {
     sv::jittered_backoff::options o;
     o.base = base;
@@ -86,8 +86,7 @@ std::string invalid_argument_message(F&& fn)
 wall_time utc(int y, unsigned m, unsigned d, int hh = 0, int mm = 0, int ss = 0)
 {
     using namespace std::chrono;
-    return wall_time{sys_days{year{y} / month{m} / day{d}}.time_since_epoch() + hours{hh} + minutes{mm} +
-                    seconds{ss}};
+    return wall_time{sys_days{year{y} / month{m} / day{d}}.time_since_epoch() + hours{hh} + minutes{mm} + seconds{ss}};
 }
 
 bool path_ok(std::string_view path, std::size_t max_bytes = 2048)
@@ -103,13 +102,8 @@ struct address {
 };
 
 struct person {
-    BOOST_HANA_DEFINE_STRUCT(person,
-                             (std::string, name),
-                             (std::optional<int>, age),
-                             (std::vector<address>, homes),
-                             (std::map<std::string, int>, scores),
-                             (std::optional<address>, work),
-                             (bool, active),
+    BOOST_HANA_DEFINE_STRUCT(person, (std::string, name), (std::optional<int>, age), (std::vector<address>, homes),
+                             (std::map<std::string, int>, scores), (std::optional<address>, work), (bool, active),
                              (double, rating));
     friend bool operator==(const person&, const person&) = default;
 };
@@ -124,7 +118,7 @@ struct inventory {
     friend bool operator==(const inventory&, const inventory&) = default;
 };
 
-} // namespace
+}  // namespace
 
 // ================================================================================================
 // jittered_backoff
@@ -192,8 +186,8 @@ TEST_CASE("decorrelated jitter stays within [base, min(cap, 3 * previous)]", "[p
         auto previous = 100ms;  // the sequence restarts at retry 0
         for (int n = 0; n <= 30; ++n) {
             const auto d = b.delay(n);
-            INFO("run " << schedule_run << ", n = " << n << ", delay = " << d.count() << ", previous = "
-                        << previous.count());
+            INFO("run " << schedule_run << ", n = " << n << ", delay = " << d.count()
+                        << ", previous = " << previous.count());
             REQUIRE(d >= 100ms);
             REQUIRE(d <= 60'000ms);
             REQUIRE(d <= std::max(100ms, 3 * previous));
@@ -267,14 +261,10 @@ TEST_CASE("base equal to cap gives a constant ceiling", "[policies][backoff]")
 TEST_CASE("invalid backoff options throw naming the field", "[policies][backoff]")
 {
     using jitter = sv::jittered_backoff::jitter;
-    CHECK_THAT(invalid_argument_message([] { make_backoff(jitter::full, 1, 0ms, 1'000ms); }),
-               Catch::Contains("base"));
-    CHECK_THAT(invalid_argument_message([] { make_backoff(jitter::full, 1, -5ms, 1'000ms); }),
-               Catch::Contains("base"));
-    CHECK_THAT(invalid_argument_message([] { make_backoff(jitter::full, 1, 1'000ms, 999ms); }),
-               Catch::Contains("cap"));
-    CHECK_THAT(invalid_argument_message([] { make_backoff(jitter::full, 1, 1'000ms, -1ms); }),
-               Catch::Contains("cap"));
+    CHECK_THAT(invalid_argument_message([] { make_backoff(jitter::full, 1, 0ms, 1'000ms); }), Catch::Contains("base"));
+    CHECK_THAT(invalid_argument_message([] { make_backoff(jitter::full, 1, -5ms, 1'000ms); }), Catch::Contains("base"));
+    CHECK_THAT(invalid_argument_message([] { make_backoff(jitter::full, 1, 1'000ms, 999ms); }), Catch::Contains("cap"));
+    CHECK_THAT(invalid_argument_message([] { make_backoff(jitter::full, 1, 1'000ms, -1ms); }), Catch::Contains("cap"));
     CHECK(invalid_argument_message([] { make_backoff(jitter::full, 1, 1ms, 1ms); }).empty());
 }
 
@@ -291,8 +281,7 @@ TEST_CASE("the retry table: 2xx success; network error, 408, 429, 5xx retry; the
     }
     CHECK(sv::classify_status(0) == sv::outcome_kind::permanent);
     CHECK(sv::classify_status(600) == sv::outcome_kind::permanent);
-    for (auto e : {sv::errc::timeout, sv::errc::connection_failed, sv::errc::cancelled,
-                   sv::errc::response_too_large}) {
+    for (auto e : {sv::errc::timeout, sv::errc::connection_failed, sv::errc::cancelled, sv::errc::response_too_large}) {
         sv::result<sv::http_response> failed{make_error_code(e)};
         CHECK(sv::classify_outcome(failed) == sv::outcome_kind::retry);
         CHECK(sv::jittered_backoff{}.classify(failed) == sv::outcome_kind::retry);
@@ -308,9 +297,9 @@ TEST_CASE("the retry table: 2xx success; network error, 408, 429, 5xx retry; the
 TEST_CASE("parse_http_date reads the three formats of RFC 9110", "[policies][retry_after]")
 {
     const auto expected = utc(1994, 11, 6, 8, 49, 37);
-    CHECK(sv::detail::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == expected);  // IMF-fixdate
-    CHECK(sv::detail::parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT") == expected); // RFC 850
-    CHECK(sv::detail::parse_http_date("Sun Nov  6 08:49:37 1994") == expected);       // asctime
+    CHECK(sv::detail::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == expected);   // IMF-fixdate
+    CHECK(sv::detail::parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT") == expected);  // RFC 850
+    CHECK(sv::detail::parse_http_date("Sun Nov  6 08:49:37 1994") == expected);        // asctime
     CHECK(sv::detail::parse_http_date("Sun Nov 16 08:49:37 1994") == utc(1994, 11, 16, 8, 49, 37));
     CHECK(sv::detail::parse_http_date("Thu, 01 Jan 2026 00:00:00 GMT") == sv::testing::fake_clock::epoch());
     CHECK(sv::detail::parse_http_date("Thursday, 01-Jan-26 00:00:00 GMT") == sv::testing::fake_clock::epoch());
@@ -320,14 +309,26 @@ TEST_CASE("parse_http_date reads the three formats of RFC 9110", "[policies][ret
 
 TEST_CASE("parse_http_date rejects garbage", "[policies][retry_after]")
 {
-    for (std::string_view bad : {"", "soon", "GMT", "Sun,", "Sun, 06 Nov 1994 08:49:37",
-                                 "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 08:49:37 GMTx",
-                                 "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 32 Nov 1994 08:49:37 GMT",
-                                 "Sun, 00 Nov 1994 08:49:37 GMT", "Wed, 29 Feb 2023 08:49:37 GMT",
-                                 "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 08:60:00 GMT",
-                                 "Sun, 06 Nov 94 08:49:37 GMT", "Sun, 06-Nov-1994 08:49:37 GMT",
-                                 "Sun, 06 Nov 1994 8:49:37 GMT", "Sun Nov  6 08:49:37 1994 GMT",
-                                 "Sun Nov  6 08:49:37", "06 Nov 1994 08:49:37 GMT", "1994-11-06T08:49:37Z"}) {
+    for (std::string_view bad : {"",
+                                 "soon",
+                                 "GMT",
+                                 "Sun,",
+                                 "Sun, 06 Nov 1994 08:49:37",
+                                 "Sun, 06 Nov 1994 08:49:37 UTC",
+                                 "Sun, 06 Nov 1994 08:49:37 GMTx",
+                                 "Sun, 06 Foo 1994 08:49:37 GMT",
+                                 "Sun, 32 Nov 1994 08:49:37 GMT",
+                                 "Sun, 00 Nov 1994 08:49:37 GMT",
+                                 "Wed, 29 Feb 2023 08:49:37 GMT",
+                                 "Sun, 06 Nov 1994 24:00:00 GMT",
+                                 "Sun, 06 Nov 1994 08:60:00 GMT",
+                                 "Sun, 06 Nov 94 08:49:37 GMT",
+                                 "Sun, 06-Nov-1994 08:49:37 GMT",
+                                 "Sun, 06 Nov 1994 8:49:37 GMT",
+                                 "Sun Nov  6 08:49:37 1994 GMT",
+                                 "Sun Nov  6 08:49:37",
+                                 "06 Nov 1994 08:49:37 GMT",
+                                 "1994-11-06T08:49:37Z"}) {
         INFO("'" << bad << "'");
         CHECK_FALSE(sv::detail::parse_http_date(bad).has_value());
     }
@@ -366,8 +367,8 @@ TEST_CASE("parse_retry_after trims surrounding whitespace", "[policies][retry_af
 TEST_CASE("parse_retry_after rejects garbage", "[policies][retry_after]")
 {
     const auto now = sv::testing::fake_clock::epoch();
-    for (std::string_view bad : {"", "   ", "\t", "soon", "-5", "+5", "1.5", "5s", "0x10", "1e3",
-                                 "Thu, 01 Jan 2026 00:00:30", "tomorrow"}) {
+    for (std::string_view bad :
+         {"", "   ", "\t", "soon", "-5", "+5", "1.5", "5s", "0x10", "1e3", "Thu, 01 Jan 2026 00:00:30", "tomorrow"}) {
         INFO("'" << bad << "'");
         CHECK_FALSE(sv::detail::parse_retry_after(bad, now).has_value());
     }
@@ -388,10 +389,27 @@ TEST_CASE("parse_retry_after saturates absurd delta-seconds instead of overflowi
 
 TEST_CASE("check_path accepts ordinary relative paths and queries", "[policies][request_check]")
 {
-    for (std::string_view good : {"", "/", "/jobs", "jobs", "/jobs/7", "jobs/7/", "/jobs?x=1&y=2",
-                                  "?page=2", "/a/b.c/d", "/a/./b", "/a/.../b", "/files/..x", "/files/x..",
-                                  "/%41bc", "/caf%C3%A9", "/search?q=../up", "/jobs/%20x",
-                                  "/discount/50%25off", "/a:b", "/users/me@example.com", "/a;v=1"}) {
+    for (std::string_view good : {"",
+                                  "/",
+                                  "/jobs",
+                                  "jobs",
+                                  "/jobs/7",
+                                  "jobs/7/",
+                                  "/jobs?x=1&y=2",
+                                  "?page=2",
+                                  "/a/b.c/d",
+                                  "/a/./b",
+                                  "/a/.../b",
+                                  "/files/..x",
+                                  "/files/x..",
+                                  "/%41bc",
+                                  "/caf%C3%A9",
+                                  "/search?q=../up",
+                                  "/jobs/%20x",
+                                  "/discount/50%25off",
+                                  "/a:b",
+                                  "/users/me@example.com",
+                                  "/a;v=1"}) {
         INFO("'" << good << "'");
         CHECK(path_ok(good));
     }
@@ -399,9 +417,8 @@ TEST_CASE("check_path accepts ordinary relative paths and queries", "[policies][
 
 TEST_CASE("check_path rejects other schemes and hosts", "[policies][request_check]")
 {
-    for (std::string_view bad : {"http://evil.example/x", "https://evil.example", "javascript:alert(1)",
-                                 "mailto:a@b", "file:///etc/passwd", "//evil.example/x", "//evil.example",
-                                 "///x"}) {
+    for (std::string_view bad : {"http://evil.example/x", "https://evil.example", "javascript:alert(1)", "mailto:a@b",
+                                 "file:///etc/passwd", "//evil.example/x", "//evil.example", "///x"}) {
         INFO("'" << bad << "'");
         CHECK(sv::detail::check_path(bad, 2048) == sv::errc::invalid_request);
     }
@@ -409,10 +426,27 @@ TEST_CASE("check_path rejects other schemes and hosts", "[policies][request_chec
 
 TEST_CASE("check_path rejects a .. segment in any encoding", "[policies][request_check]")
 {
-    for (std::string_view bad : {"..", "../x", "/..", "/../etc/passwd", "/a/../b", "/a/..", "a/..",
-                                 "/%2e%2e/x", "/%2E%2e/x", "/%2e%2E/x", "/%2E%2E", "/.%2e/x", "/%2e./x",
-                                 "/%252e%252e/x", "/%25252e%25252e/x", "/..%2fx", "/..%2Fx", "/a%2f..%2fb",
-                                 "/%5c..%5cx", "/x%2f%2e%2e", "/%2525252e%2525252e/x",
+    for (std::string_view bad : {"..",
+                                 "../x",
+                                 "/..",
+                                 "/../etc/passwd",
+                                 "/a/../b",
+                                 "/a/..",
+                                 "a/..",
+                                 "/%2e%2e/x",
+                                 "/%2E%2e/x",
+                                 "/%2e%2E/x",
+                                 "/%2E%2E",
+                                 "/.%2e/x",
+                                 "/%2e./x",
+                                 "/%252e%252e/x",
+                                 "/%25252e%25252e/x",
+                                 "/..%2fx",
+                                 "/..%2Fx",
+                                 "/a%2f..%2fb",
+                                 "/%5c..%5cx",
+                                 "/x%2f%2e%2e",
+                                 "/%2525252e%2525252e/x",
                                  "/50%25off/%252e%252e/x"}) {
         INFO("'" << bad << "'");
         CHECK(sv::detail::check_path(bad, 2048) == sv::errc::invalid_request);
@@ -423,9 +457,9 @@ TEST_CASE("check_path rejects backslashes, control characters, spaces, fragments
           "[policies][request_check]")
 {
     using namespace std::string_view_literals;
-    for (std::string_view bad : {"/a\\b"sv, "..\\x"sv, "/a\rb"sv, "/a\nb"sv, "/a\r\nHost: evil"sv,
-                                 "/a\0b"sv, "/a\tb"sv, "/a b"sv, " /a"sv, "/a\x7f"sv, "/a#frag"sv, "#x"sv,
-                                 "/a%0d%0aX: y"sv, "/a%0D%0A"sv, "/a%00"sv, "/a%zz"sv, "/a%"sv, "/a%2"sv}) {
+    for (std::string_view bad :
+         {"/a\\b"sv, "..\\x"sv, "/a\rb"sv, "/a\nb"sv, "/a\r\nHost: evil"sv, "/a\0b"sv, "/a\tb"sv, "/a b"sv, " /a"sv,
+          "/a\x7f"sv, "/a#frag"sv, "#x"sv, "/a%0d%0aX: y"sv, "/a%0D%0A"sv, "/a%00"sv, "/a%zz"sv, "/a%"sv, "/a%2"sv}) {
         INFO("'" << bad << "'");
         CHECK(sv::detail::check_path(bad, 2048) == sv::errc::invalid_request);
     }
@@ -458,10 +492,9 @@ TEST_CASE("check_header rejects bad names and CR, LF, NUL in values", "[policies
 {
     using namespace std::string_literals;
     const std::vector<sv::header> bad{
-        {"", "v"},           {"X Trace", "v"},    {"X:Trace", "v"},   {"X-Trace\r", "v"},
-        {"X-Trace\n", "v"},  {"(x)", "v"},        {"caf\xc3\xa9", "v"}, {"X-A", "a\rb"},
-        {"X-A", "a\nb"},     {"X-A", "a\r\nX-Injected: 1"}, {"X-A", "a\0b"s},   {"X-A", "a\x7f"},
-        {"X-A", "a\x01"},
+        {"", "v"},        {"X Trace", "v"},     {"X:Trace", "v"}, {"X-Trace\r", "v"}, {"X-Trace\n", "v"},
+        {"(x)", "v"},     {"caf\xc3\xa9", "v"}, {"X-A", "a\rb"},  {"X-A", "a\nb"},    {"X-A", "a\r\nX-Injected: 1"},
+        {"X-A", "a\0b"s}, {"X-A", "a\x7f"},     {"X-A", "a\x01"},
     };
     for (const auto& h : bad) {
         INFO("'" << h.name << "': '" << h.value << "'");
@@ -491,8 +524,7 @@ TEST_CASE("join_url appends the path to base_url's path", "[policies][request_ch
     CHECK(sv::detail::join_url("http://h/api/v1", "?x=1") == "http://h/api/v1?x=1");
     CHECK(sv::detail::join_url("http://h/api/v1", "") == "http://h/api/v1");
     CHECK(sv::detail::join_url("http://h", "/") == "http://h/");
-    CHECK(sv::detail::join_url(sv::detail::checked_base_url("http://h/api/v1/"), "/jobs") ==
-          "http://h/api/v1/jobs");
+    CHECK(sv::detail::join_url(sv::detail::checked_base_url("http://h/api/v1/"), "/jobs") == "http://h/api/v1/jobs");
     CHECK(sv::detail::join_url(sv::detail::checked_base_url("https://h:8443//"), "jobs") == "https://h:8443/jobs");
 }
 
@@ -507,8 +539,8 @@ TEST_CASE("checked_base_url accepts http and https URLs and drops trailing slash
 
 TEST_CASE("checked_base_url throws naming vault_config.base_url", "[policies][request_check]")
 {
-    for (std::string_view bad : {"", "api.example.com", "/api", "ftp://h/x", "file:///tmp", "ws://h",
-                                 "http://", "http:///x", "http://h/?x=1", "http://h/api#top", "http://h/a b"}) {
+    for (std::string_view bad : {"", "api.example.com", "/api", "ftp://h/x", "file:///tmp", "ws://h", "http://",
+                                 "http:///x", "http://h/?x=1", "http://h/api#top", "http://h/a b"}) {
         INFO("'" << bad << "'");
         CHECK_THAT(invalid_argument_message([&] { (void)sv::detail::checked_base_url(bad); }),
                    Catch::Contains("vault_config.base_url"));
@@ -521,8 +553,7 @@ TEST_CASE("checked_base_url throws naming vault_config.base_url", "[policies][re
 
 TEST_CASE("to_json writes a Hana struct member by member, nested", "[policies][json]")
 {
-    person p{"Ada", 36, {{"London", 1}, {"Paris", 75}}, {{"chess", 3}, {"go", 5}}, address{"Zurich", 8000},
-             true, 4.5};
+    person p{"Ada", 36, {{"London", 1}, {"Paris", 75}}, {{"chess", 3}, {"go", 5}}, address{"Zurich", 8000}, true, 4.5};
     const auto json = sv::to_json(p);
     REQUIRE(json.is_object());
     const auto& o = json.as_object();
@@ -568,8 +599,7 @@ TEST_CASE("from_json reads back what to_json wrote", "[policies][json]")
 
 TEST_CASE("from_json: an absent optional stays empty, an absent required field is an error", "[policies][json]")
 {
-    const auto minimal = boost::json::parse(
-        R"({"name":"Ada","homes":[],"scores":{},"active":true,"rating":1})");
+    const auto minimal = boost::json::parse(R"({"name":"Ada","homes":[],"scores":{},"active":true,"rating":1})");
     auto p = sv::from_json<person>(minimal);
     REQUIRE(p.has_value());
     CHECK_FALSE(p->age.has_value());
@@ -579,8 +609,8 @@ TEST_CASE("from_json: an absent optional stays empty, an absent required field i
     REQUIRE_FALSE(missing.has_value());
     CHECK(std::error_code(missing.error()) == sv::errc::invalid_request);
 
-    auto missing_nested = sv::from_json<person>(boost::json::parse(
-        R"({"name":"Ada","homes":[{"city":"X"}],"scores":{},"active":true,"rating":1})"));
+    auto missing_nested = sv::from_json<person>(
+        boost::json::parse(R"({"name":"Ada","homes":[{"city":"X"}],"scores":{},"active":true,"rating":1})"));
     CHECK_FALSE(missing_nested.has_value());
 }
 
@@ -698,7 +728,7 @@ sv::http_request request_to(std::string url, sv::http_method m = sv::http_method
 {
     return sv::http_request{m, std::move(url), std::move(headers), std::move(body)};
 }
-} // namespace
+}  // namespace
 
 TEST_CASE("fake_transport answers 200 with an empty body by default", "[policies][fake_transport]")
 {
@@ -952,8 +982,8 @@ TEST_CASE("errc is a std::error_code enum with the SPEC's values", "[policies][e
     CHECK(static_cast<int>(sv::errc::offline) == 1);
     CHECK(static_cast<int>(sv::errc::max_retries_exceeded) == 10);
     for (auto e : {sv::errc::offline, sv::errc::invalid_request, sv::errc::payload_too_large, sv::errc::queue_full,
-                   sv::errc::storage_failed, sv::errc::storage_locked, sv::errc::timeout,
-                   sv::errc::connection_failed, sv::errc::max_retries_exceeded})
+                   sv::errc::storage_failed, sv::errc::storage_locked, sv::errc::timeout, sv::errc::connection_failed,
+                   sv::errc::max_retries_exceeded})
         CHECK(make_error_code(e).category().name() == std::string_view{"syncvault"});
 }
 
@@ -1041,7 +1071,7 @@ TEST_CASE("make_uuid_v4 makes distinct version 4 UUIDs", "[policies][uuid]")
         REQUIRE(id.size() == 36);
         CHECK(id[8] == '-');
         CHECK(id[13] == '-');
-        CHECK(id[14] == '4');  // version
+        CHECK(id[14] == '4');                                                    // version
         CHECK(std::string_view{"89ab"}.find(id[19]) != std::string_view::npos);  // RFC 4122 variant
         CHECK(id.find_first_not_of("0123456789abcdef-") == std::string::npos);
         seen.insert(id);

@@ -207,7 +207,8 @@ TEST_CASE("simulation: a seed replays exactly, whatever ran before it", "[simula
 
 TEST_CASE("simulation: the schedule exercises what it claims", "[simulation]")
 {
-    const auto s = st::run_seeds(st::simulation<>{}, 1, 200);
+    const auto s = st::run_seeds(st::simulation<>{sweep_options()}, 1, 200);
+    REQUIRE(s.ok());
     const auto& t = s.totals;
     CHECK(t.actions > 200 * 20);
     CHECK(t.successes > 0);

@@ -295,6 +295,28 @@ TEST_CASE("file_journal keeps every field, insertion order, updates in place", "
     CHECK(j.count() == 1);
 }
 
+TEST_CASE("file_journal index stays right when removals leave most of it tombstones", "[file_journal]")
+{
+    temp_dir dir;
+    {
+        file_journal j{dir.path, opts(durability::none, std::uint64_t{1} << 40)};
+        for (int i = 0; i < 2000; ++i) REQUIRE(!j.save(make_action("n" + std::to_string(i))));
+        for (int i = 500; i < 2000; ++i) REQUIRE(!j.remove("n" + std::to_string(i)));  // sweeps
+        CHECK(j.count() == 500);
+        for (int i = 0; i < 500; ++i) REQUIRE(!j.save(make_action("n" + std::to_string(i), 1)));
+        CHECK(j.count() == 500);  // updates, not inserts
+        const auto rows = load(j);
+        REQUIRE(rows.size() == 500);
+        for (int i = 0; i < 500; ++i) CHECK(rows[std::size_t(i)] == make_action("n" + std::to_string(i), 1));
+        for (int i = 0; i < 250; ++i) REQUIRE(!j.remove("n" + std::to_string(i)));
+        CHECK(j.count() == 250);
+    }
+    file_journal j{dir.path};
+    const auto rows = load(j);
+    REQUIRE(rows.size() == 250);
+    CHECK(rows.front() == make_action("n250", 1));
+}
+
 TEST_CASE("file_journal save_batch is one record and one sync", "[file_journal]")
 {
     temp_dir dir;

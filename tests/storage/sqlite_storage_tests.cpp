@@ -3,6 +3,11 @@
 
 #include <syncvault/storage/sqlite_storage.hpp>
 
+#include <syncvault/basic_vault.hpp>
+#include <syncvault/connectivity/manual_connectivity.hpp>
+#include <syncvault/retry/jittered_backoff.hpp>
+#include <syncvault/testing/fake_clock.hpp>
+#include <syncvault/testing/fake_transport.hpp>
 #include <syncvault/testing/storage_laws.hpp>
 
 #include "storage/temp_dir.hpp"
@@ -609,4 +614,42 @@ TEST_CASE("a moved-from sqlite_storage fails politely", "[storage][sqlite]")
     CHECK(s.count() == 0);
     CHECK_FALSE(t.save(sample_action("a", 1)));
     CHECK(t.count() == 1);
+}
+
+TEST_CASE("a vault runs on sqlite_storage built from the config alone and keeps its queue across restarts",
+          "[storage][sqlite][vault]")
+{
+    using sqlite_vault = syncvault::basic_vault<syncvault::testing::fake_transport, sqlite_storage,
+                                                syncvault::manual_connectivity, syncvault::jittered_backoff,
+                                                syncvault::testing::fake_clock>;
+    syncvault_tests::temp_dir dir("sqlite-vault");
+    syncvault::vault_config cfg;
+    cfg.base_url = "http://example.test/api";
+    cfg.storage_path = dir / "queue";
+    syncvault::testing::fake_transport net;
+    {
+        sqlite_vault v{cfg, net};
+        v.connectivity().set_online(false);
+        REQUIRE(v.post("/jobs", boost::json::object{{"n", 1}}).is_queued());
+        REQUIRE(v.put("/blobs/1", syncvault::raw_body{std::string("\0\xff bytes", 8)}).is_queued());
+        CHECK(v.pending_count() == 2);
+        // The store is held: a second vault over the same storage_path is refused.
+        try {
+            sqlite_vault second{cfg, net};
+            FAIL("a second vault opened the same store");
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == errc::storage_locked);
+        }
+    }
+    {
+        sqlite_vault v{cfg, net};  // a restart
+        REQUIRE(v.pending_count() == 2);
+        CHECK(v.process_queue() == 2);
+        const auto sent = net.requests();
+        REQUIRE(sent.size() == 2);
+        CHECK(sent[0].url == "http://example.test/api/jobs");
+        CHECK(sent[1].body == std::string("\0\xff bytes", 8));
+    }
+    sqlite_vault v{cfg, net};
+    CHECK(v.pending_count() == 0);
 }

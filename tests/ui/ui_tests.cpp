@@ -94,7 +94,9 @@ TEST_CASE("sync_listener: filters by action id and by idempotency key", "[ui][sy
     r.queue("key-c");
     std::vector<std::string> by_id, by_key, by_both, mismatched;
     auto record = [](std::vector<std::string>& into) {
-        return [&into](const sync_event& e) { into.push_back(e.idempotency_key + ":" + std::string(to_string(e.status))); };
+        return [&into](const sync_event& e) {
+            into.push_back(e.idempotency_key + ":" + std::string(to_string(e.status)));
+        };
     };
     syncvault::sync_listener l1{*r.v, {.on_success = record(by_id), .on_dead_letter = record(by_id), .action_id = a}};
     syncvault::sync_listener l2{*r.v, {.on_success = record(by_key), .on_dead_letter = record(by_key),
@@ -191,7 +193,8 @@ TEST_CASE("status_watcher: the render function may call the vault", "[ui][status
     rig r{false};
     std::vector<std::string> lines;
     syncvault::status_watcher w{*r.v, [&](sync_status s) {
-                                    lines.push_back(std::string(to_string(s)) + " " + std::to_string(r.v->pending_count()));
+                                    lines.push_back(std::string(to_string(s)) + " " +
+                                                    std::to_string(r.v->pending_count()));
                                 }};
     r.queue("a");
     r.v->connectivity().set_online(true);
@@ -255,7 +258,8 @@ TEST_CASE("event_tracker: empty until an event, then the last one", "[ui][event_
     const auto id = r.queue("a");
     r.queue("b");
     std::vector<std::string> renders;
-    syncvault::event_tracker t{*r.v, id, [&](const sync_event& e) { renders.push_back(std::string(to_string(e.status))); }};
+    syncvault::event_tracker t{*r.v, id,
+                               [&](const sync_event& e) { renders.push_back(std::string(to_string(e.status))); }};
     CHECK_FALSE(t.last());
     CHECK_FALSE(t.last_status());
 

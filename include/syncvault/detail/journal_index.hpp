@@ -99,8 +99,11 @@ public:
     void sweep()
     {
         std::size_t j = 0;
-        for (auto& s : slots_)
-            if (s.len) slots_[j++] = std::move(s);
+        for (std::size_t p = 0; p < slots_.size(); ++p)
+            if (slots_[p].len) {
+                if (p != j) slots_[j] = std::move(slots_[p]);  // never self-move a string
+                ++j;
+            }
         slots_.resize(j);
         if (slots_.capacity() > 4 * j + 1024) slots_.shrink_to_fit();
         rebuild(table_.size());

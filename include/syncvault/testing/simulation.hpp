@@ -718,6 +718,7 @@ class simulation<StorageFactory, RetryPolicy, Server, Transport>::runner final :
         int sends = 0;              // transfers this lifecycle
         bool rolled_back = false;   // a power cut rolled it back: attempt counts may repeat
         int cut = 0;                // attempts cut short by a crash (this lifecycle)
+        bool evicted = false;       // dropped from the bounded dead-letter list before its event
         std::optional<result<http_response>> last_outcome;  // what the vault got from its last transfer
         int last_outcome_attempt = 0;
         int applied = 0;            // effects applied at the server by its requests
@@ -1320,7 +1321,10 @@ private:
             const bool was_awaiting = std::exchange(t.awaiting, false);
             if (r.present) {
                 const auto& a = *loaded[i];
-                if (r.st == action_state::pending && (was_awaiting || a.attempts > t.attempts)) ++t.cut;
+                // Its last attempt's outcome is lost (cut by the crash, or forgotten by a power cut).
+                if (r.st == action_state::pending && a.attempts > 0 &&
+                    (was_awaiting || t.st != state::pending || a.attempts != t.attempts))
+                    ++t.cut;
                 const auto st = r.st == action_state::dead ? state::dead : state::pending;
                 if (st != t.st || a.attempts < t.attempts || a.sequence != t.sequence) {
                     if (power_loss_) t.rolled_back = true;
@@ -1461,7 +1465,8 @@ private:
             const auto key = find_header(r.headers, cfg_.idempotency_header);
             if (!key || *key != x->key || r.method != x->method || r.body != x->body ||
                 r.url != cfg_.base_url + x->path) {
-                std::string whose = "an unknown request";
+                const auto what = std::string(detail::method_name(r.method)) + " " + r.url;
+                std::string whose = (key ? "a request with an unknown key (" : "a request without a key (") + what + ")";
                 for (const auto& o : actions_)
                     if (key && o.key == *key && r.url == cfg_.base_url + o.path) whose = "#" + std::to_string(o.no) + "'s request";
                 fail("fifo", "the network saw " + whose + " while #" + std::to_string(x->no) +
@@ -1634,9 +1639,10 @@ private:
                                outcome_of(*t.last_outcome) == outcome_kind::success;
         if (!(call_ == call::clear || dead || succeeded))
             return fail("no-loss", "#" + std::to_string(t.no) + " was removed from storage without a success");
-        if (dead && call_ != call::drop && t.st == state::dead) {
-            t.st = state::removed;  // the bounded dead-letter list dropped its oldest
+        if (dead && call_ != call::drop) {  // the bounded dead-letter list dropped its oldest
             note("#" + std::to_string(t.no) + " dropped from the bounded dead-letter list");
+            if (t.st == state::dead) t.st = state::removed;
+            else t.evicted = true;  // before its dead_letter event was delivered
         }
         log_write(std::size_t(i), {});
         t.shadow.reset();
@@ -1716,6 +1722,7 @@ private:
             t.sends = 0;
             t.rolled_back = false;
             t.cut = 0;
+            t.evicted = false;
             t.last_outcome.reset();
         }
         for (const auto& o : actions_)
@@ -1828,9 +1835,9 @@ private:
             return fail("lifecycle", n + " dead-lettered without an attempt and without an expired key");
         }
         t.awaiting = false;
-        t.st = state::dead;
+        t.st = t.evicted ? state::removed : state::dead;
         ++stats_.dead_letters;
-        if (!t.shadow || t.shadow->state != action_state::dead)
+        if (!t.evicted && (!t.shadow || t.shadow->state != action_state::dead))
             return fail("durability", n + "'s dead_letter fired before it was stored as dead");
     }
 
