@@ -44,7 +44,7 @@ if want clang; then
           -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
     cmake --build "$build" -j2 --target syncvault_unit_tests syncvault_header_tests
     ctest --test-dir "$build" --output-on-failure -j2 \
-          -R '^(syncvault_unit_tests: |headers\.|compile_fail\.|consumer\.|conan\.)'
+          -R '^(syncvault_unit_tests:|headers\.|compile_fail\.|consumer\.|conan\.)'
     took "stage clang (unit tests, headers, compile-fail, consumers, Conan)" $((SECONDS - start))
 fi
 

@@ -268,7 +268,7 @@ TEST_CASE("invalid backoff options throw naming the field", "[policies][backoff]
     CHECK(invalid_argument_message([] { make_backoff(jitter::full, 1, 1ms, 1ms); }).empty());
 }
 
-TEST_CASE("the retry table: 2xx success; network error, 408, 429, 5xx retry; the rest permanent",
+TEST_CASE("the retry table: 2xx success, network error/408/429/5xx retry, the rest permanent",
           "[policies][backoff][retry_table]")
 {
     for (int status = 100; status <= 599; ++status) {

@@ -97,8 +97,9 @@ public:
 };
 
 /**
- * A transport that holds one request back: it answers it with a made-up 200 at once and puts
- * it on the wire only after the next request (an "async pipeline" that acknowledges early).
+ * A transport that reorders: it holds every third action's request back, answers it with a
+ * made-up 200 at once and puts it on the wire only after the next request (an "async pipeline"
+ * that acknowledges early).
  */
 class reordering_transport {
 public:
@@ -106,7 +107,7 @@ public:
 
     syncvault::result<syncvault::http_response> send(const syncvault::http_request& r)
     {
-        if (!held_ && ++count_ % 3 == 0) {
+        if (!held_ && syncvault::find_header(r.headers, "Idempotency-Key") && ++count_ % 3 == 0) {
             held_ = r;
             return syncvault::http_response{200, {}, "accepted"};
         }
@@ -135,6 +136,58 @@ struct stubborn_retry {
     std::chrono::milliseconds max_delay() const { return 0ms; }
 };
 static_assert(syncvault::retry_policy<stubborn_retry>);
+
+/** A server that ignores idempotency keys: every request that reaches it applies its effect. */
+struct forgetful_server {
+    st::server_reply handle(const syncvault::http_request& r, std::chrono::system_clock::time_point)
+    {
+        const bool keyed = syncvault::find_header(r.headers, "Idempotency-Key").has_value();
+        return {{200, {}, "ok"}, keyed};
+    }
+};
+static_assert(st::simulated_server<forgetful_server>);
+
+/** A store that keeps inserts but silently drops updates (attempt counts, dead letters, requeues). */
+class update_dropping_storage {
+public:
+    explicit update_dropping_storage(syncvault::memory_storage inner = {}) : inner_(std::move(inner)) {}
+    std::error_code save(const syncvault::sync_action& a)
+    {
+        for (const auto& b : inner_.load_all().value())
+            if (b.id == a.id) return {};
+        return inner_.save(a);
+    }
+    std::error_code remove(std::string_view id) { return inner_.remove(id); }
+    syncvault::result<std::vector<syncvault::sync_action>> load_all() { return inner_.load_all(); }
+    std::error_code clear() { return inner_.clear(); }
+    std::size_t count() const { return inner_.count(); }
+
+private:
+    syncvault::memory_storage inner_;
+};
+static_assert(syncvault::storage<update_dropping_storage>);
+
+class update_dropping_factory {
+public:
+    using storage_type = update_dropping_storage;
+    using image_type = st::memory_storage_factory::image_type;
+    static constexpr bool models_power_loss = false;
+    static constexpr bool durable_inserts = true;
+
+    void reset() { place_ = syncvault::memory_storage{}; }
+    storage_type open() { return storage_type{place_}; }
+    image_type capture(storage_type&) { return place_.load_all().value(); }
+    bool restore(const image_type& image, bool, st::sim_random&)
+    {
+        (void)place_.clear();
+        for (const auto& a : image) (void)place_.save(a);
+        return false;
+    }
+
+private:
+    syncvault::memory_storage place_;
+};
+static_assert(st::simulated_storage<update_dropping_factory>);
 
 /** Finds the first seed that breaks an invariant, checks that rerunning it reproduces it exactly. */
 template <class Sim>
@@ -242,6 +295,20 @@ TEST_CASE("simulation catches a retry policy that never gives up", "[simulation]
     CHECK(r.violation->invariant == "outcome");
 }
 
+TEST_CASE("simulation catches a server that ignores idempotency keys", "[simulation][bites]")
+{
+    st::simulation<st::memory_storage_factory, syncvault::jittered_backoff, forgetful_server> sim;
+    const auto r = caught(sim, 50);
+    CHECK(r.violation->invariant == "exactly-once");
+}
+
+TEST_CASE("simulation catches a storage that drops updates", "[simulation][bites]")
+{
+    // The vault wrote every update (its discipline holds); what the restart reloads does not match.
+    const auto r = caught(st::simulation<update_dropping_factory>{}, 50);
+    CHECK(r.violation->invariant == "no-loss");
+}
+
 // ---- real bugs the simulator found (kept until fixed) -------------------------------------------------
 
 // Seed 4 (max_retries = 0): the process dies right after attempt 1's count is stored; the next
@@ -255,4 +322,43 @@ TEST_CASE("a crash-cut attempt counts toward max_retries (seed 4)", "[simulation
     const auto r = st::simulation<>{}.run(4);
     INFO(r.report());
     CHECK(r.ok());
+}
+
+// The same bug without the simulator: a poison action whose every transfer kills the process.
+TEST_CASE("a poison action that crashes every attempt still ends in the dead-letter list", "[simulation][bug][!mayfail]")
+{
+    using vault = syncvault::basic_vault<st::fake_transport, syncvault::memory_storage, syncvault::manual_connectivity,
+                                         syncvault::jittered_backoff, st::fake_clock>;
+    syncvault::vault_config cfg;
+    cfg.base_url = "http://api.test";
+    cfg.max_retries = 2;
+    st::fake_clock clock;
+    st::fake_transport net;
+    syncvault::memory_storage disk;
+    std::vector<syncvault::sync_action> at_crash;
+    net.on_send([&](const syncvault::http_request&) { at_crash = disk.load_all().value(); });  // the process dies here
+    auto backoff = [] { return syncvault::jittered_backoff({.base = 1s, .cap = 1s, .seed = 1}); };
+    {
+        vault v(cfg, net, disk, syncvault::manual_connectivity{false}, backoff(), clock);
+        REQUIRE(v.post("/poison", nullptr).is_queued());
+    }
+    int highest = 0;
+    bool dead = false;
+    for (int process = 0; process < 6 && !dead; ++process) {
+        {
+            vault v(cfg, net, disk, syncvault::manual_connectivity{true}, backoff(), clock);
+            auto sub = v.on_event([&](const syncvault::sync_event& e) {
+                if (e.status == syncvault::sync_event_status::started) highest = std::max(highest, e.attempt);
+            });
+            dead = !v.dead_letters().empty();
+            if (!dead) v.process_queue();
+        }
+        if (dead) break;
+        // The crash: what was on disk when the transfer started is all that is left.
+        (void)disk.clear();
+        for (const auto& a : at_crash) (void)disk.save(a);
+    }
+    INFO("highest attempt started: " << highest);
+    CHECK(highest <= cfg.max_retries + 1);
+    CHECK(dead);
 }

@@ -18,7 +18,24 @@ using namespace sv_test;
 using syncvault::errc;
 using syncvault::sync_status;
 
-#define VAULT_STORAGES syncvault::memory_storage
+#include <syncvault/storage/file_journal.hpp>
+#include <syncvault/storage/sqlite_storage.hpp>
+
+#include "storage/temp_dir.hpp"
+
+// Every storage that ships, opened over the same place by each make() (a restart).
+template <>
+struct sv_test::storage_maker<syncvault::file_journal> {
+    syncvault_tests::temp_dir dir{"vault-journal"};
+    syncvault::file_journal open() { return syncvault::file_journal(dir.path(), syncvault::durability::none); }
+};
+template <>
+struct sv_test::storage_maker<syncvault::sqlite_storage> {
+    syncvault_tests::temp_dir dir{"vault-sqlite"};
+    syncvault::sqlite_storage open() { return syncvault::sqlite_storage(dir / "syncvault.db"); }
+};
+
+#define VAULT_STORAGES syncvault::memory_storage, syncvault::file_journal, syncvault::sqlite_storage
 
 namespace {
 

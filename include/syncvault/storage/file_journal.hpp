@@ -23,13 +23,24 @@
  *   naming both files waits in `take_diagnostics()`.
  * - A failed write (disk full, I/O error) returns `errc::storage_failed`, cuts the file back to
  *   where it was and leaves the stored set unchanged. A failed `fdatasync` leaves the journal
- *   refusing writes until it is reopened (the kernel may have dropped the unsynced pages).
+ *   refusing writes until it is reopened (the kernel may have dropped the unsynced pages); the
+ *   insert it was for returns `errc::storage_failed` and leaves memory, but its bytes may yet
+ *   reach the disk and the action reappear after a reopen (its idempotency key makes a resend
+ *   harmless).
+ * - Limit: damage that makes the very last record claim more bytes than the file holds cannot be
+ *   told from a write cut short, and is truncated like one. Anywhere else, a record that looks
+ *   cut short but is followed by a valid record counts as damage.
  * - When dead records outweigh live ones past `compaction_floor`, the call that made them dead
  *   rewrites the live records to a new file and renames it into place. Enqueuers on other threads
  *   wait only for the final switch, which copies the few records appended meanwhile.
  *
- * Memory: the journal keeps each action's id and where its record is, not the action;
- * `load_all()` reads the records back.
+ * Memory: the journal keeps each action's id and where its record is (about 110 bytes an action
+ * at a million), not the action; `load_all()` reads the records back, in file order, and parses
+ * them outside the lock.
+ *
+ * Group commit: an inserter joins a sync that will cover its record, or starts one at once even
+ * while another runs (file systems overlap concurrent syncs, so waiting for the running one only
+ * adds its latency). `save_batch` is one record: after a crash, all of it or none.
  *
  * @code
  * syncvault::file_journal journal{"/var/lib/app/outbox"};   // or file_journal{cfg}
@@ -76,7 +87,9 @@ namespace syncvault {
 
 /** Moments a `file_journal_options::hook` is told about (for tests of concurrency). */
 enum class journal_event {
-    before_sync,        ///< an inserter is about to `fdatasync` (no lock held)
+    /// An inserter is about to `fdatasync` (no lock held). In group commit the sync covers every
+    /// record written before the hook returns.
+    before_sync,
     compaction_copied,  ///< compaction copied the live records; the switch comes next (no lock held)
 };
 

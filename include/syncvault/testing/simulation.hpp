@@ -40,6 +40,7 @@
  * | `timers` | `poll()` never starts an attempt before its next-attempt time; that time honours `Retry-After` and the cap |
  * | `status` | `status()` and `on_status` agree with the queue (SPEC 3.11); pending_actions, dead_letters and pending_count agree with the model |
  * | `send-or-queue` | SPEC 3.2 and 3.4: what each request call returns, when it sends at once |
+ * | `headers` | every attempt carries the key and the stored headers; a sensitive header only in the process it was given to (SPEC 3.9, 3.16) |
  * | `liveness` | after a final quiet period (online, no faults), everything not dead-lettered is delivered |
  *
  * On the first violation the run stops and returns the seed, the step, the invariant, and the
@@ -726,6 +727,8 @@ class simulation<StorageFactory, RetryPolicy, Server, Transport>::runner final :
         bool written = false;
         std::optional<sync_action> shadow;
         std::vector<std::size_t> writes;  // indices into write_log_
+        std::vector<header> headers;      // given with the request: sensitive ones too
+        std::uint64_t process = 0;        // the process it was requested in
     };
 
     struct write_record {
@@ -1110,6 +1113,7 @@ private:
                 if (actions_[i].st == state::pending && actions_[i].key == o.idempotency_key) dup = int(i);
         const bool immediate = dup < 0 && online && pending == 0 && pending < cfg_.max_pending;
         immediate_expected_ = immediate;
+        request_headers_ = o.headers;
         call_ = call::mutate;
         send_result r = [&] {
             switch (method) {
@@ -1475,6 +1479,18 @@ private:
             }
         }
 
+        if (x) {
+            for (const auto& h : x->headers) {
+                const bool sensitive = std::any_of(cfg_.sensitive_headers.begin(), cfg_.sensitive_headers.end(),
+                                                   [&](const auto& s) { return header_name_equals(s, h.name); });
+                const bool present = std::any_of(r.headers.begin(), r.headers.end(), [&](const auto& g) { return g == h; });
+                if (present != (!sensitive || x->process == processes_)) {
+                    fail("headers", "#" + std::to_string(x->no) + "'s attempt " + (present ? "carries " : "lacks ") + h.name +
+                                        (sensitive ? (present ? " in a later process" : " in the process it was given to") : ""));
+                    return make_error_code(errc::connection_failed);
+                }
+            }
+        }
         const std::string who = x ? "#" + std::to_string(x->no) : std::string("read");
         clock_.advance(ms{rng_.between(0, 300)});  // latency
         enum { none, refused, timeout, lost, proxy_5xx, applied_5xx, too_many_seconds, too_many_date, unavailable, request_timeout };
@@ -1529,7 +1545,7 @@ private:
             on_applied(*x);
             if (violation_) return make_error_code(errc::connection_failed);
         } else if (reply.applied) {
-            ++applied_[std::string(*find_header(r.headers, cfg_.idempotency_header))];
+            if (auto key = find_header(r.headers, cfg_.idempotency_header)) ++applied_[std::string(*key)];
         }
         crash_point("after the server answered");
         if (!alive_) return make_error_code(errc::connection_failed);
@@ -1668,6 +1684,10 @@ private:
         t.created_at = a.created_at;
         t.next_attempt_at = a.next_attempt_at;
         t.attempts = a.attempts;
+        if (call_ == call::mutate) {  // the request being made now: remember what it was given
+            t.headers = request_headers_;
+            t.process = processes_;
+        }
         actions_.push_back(std::move(t));
         by_id_.emplace(a.id, actions_.size() - 1);
         return actions_.size() - 1;
@@ -2062,6 +2082,7 @@ private:
     // the current call
     call call_ = call::none;
     bool immediate_expected_ = false;
+    std::vector<header> request_headers_;
     std::size_t successes_in_call_ = 0;
     int requeue_target_ = -1;
     bool direct_ = false;
