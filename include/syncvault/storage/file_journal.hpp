@@ -881,6 +881,9 @@ public:
     {
     }
 
+    /** Every call takes the journal's own lock: concurrent inserts can share a sync. */
+    static constexpr bool thread_safe = true;
+
     /** Inserts `a`, or replaces the action with its id in place (see the durability rules). */
     std::error_code save(const sync_action& a) { return impl_->save(a); }
     /** Saves every action with one write and, if any is new, one sync; all or nothing. */
@@ -930,6 +933,7 @@ static_assert(syncvault::storage<file_journal>);
 static_assert(syncvault::batch_storage<file_journal>);
 static_assert(syncvault::flushable_storage<file_journal>);
 static_assert(syncvault::diagnosing_storage<file_journal>);
+static_assert(syncvault::thread_safe_storage<file_journal>);
 
 } // namespace syncvault
 
