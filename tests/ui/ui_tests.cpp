@@ -9,10 +9,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -348,4 +350,44 @@ TEST_CASE("event_tracker: moved, it keeps tracking; moved-from is empty", "[ui][
     r.v->process_queue();
     CHECK(trackers[0].last_status() == sync_event_status::success);
     CHECK_FALSE(a.last());  // NOLINT(bugprone-use-after-move): the documented moved-from state
+}
+
+TEST_CASE("bindings destroyed on one thread while another delivers: nothing after destruction", "[ui][threads]")
+{
+    rig r;
+    std::atomic<bool> stop{false};
+    std::thread worker([&] {  // events and status changes delivered on this thread
+        for (int i = 0; !stop; ++i) (void)r.v->post("/items", boost::json::object{{"i", i}});
+    });
+
+    struct probe {
+        std::atomic<bool> destroyed{false}, late{false};
+        std::atomic<int> calls{0};
+        void hit()
+        {
+            ++calls;
+            if (destroyed) late = true;
+        }
+    };
+    std::vector<std::shared_ptr<probe>> probes;
+    for (int i = 0; i < 300; ++i) {
+        auto p = std::make_shared<probe>();
+        probes.push_back(p);
+        {
+            syncvault::status_watcher w{*r.v, [p](sync_status) { p->hit(); }};
+            syncvault::sync_listener l{*r.v, {.on_success = [p](const sync_event&) { p->hit(); }}};
+            auto t = syncvault::event_tracker::for_key(*r.v, "none", [p](const sync_event&) { p->hit(); });
+        }
+        p->destroyed = true;  // destructors returned: no call may start from here on
+    }
+    stop = true;
+    worker.join();
+
+    int late = 0, calls = 0;
+    for (const auto& p : probes) {
+        late += p->late;
+        calls += p->calls;
+    }
+    CHECK(late == 0);
+    CHECK(calls >= 300);  // at least every watcher's current value
 }

@@ -800,6 +800,8 @@ private:
             if (rng_.chance(0.10)) cfg_.max_dead_letters = static_cast<std::size_t>(rng_.between(1, 4));
         }
         if (opt_.configure) opt_.configure(cfg_);
+        if constexpr (std::is_same_v<Server, model_server>)
+            if (!sim_.make_server_) server_ = model_server(cfg_.idempotency_header);
         power_cuts_ = opt_.power_cuts && StorageFactory::models_power_loss;
         online_ = true;
     }
@@ -937,10 +939,7 @@ private:
         const auto method = rng_.chance(0.5) ? http_method::get : http_method::head;
         const auto path = make_path();
         request_options o;
-        if (rng_.chance(0.5)) {
-            used_keys_.push_back("g" + std::to_string(++key_counter_));  // reads get keys of their own
-            o.idempotency_key = used_keys_.back();
-        }
+        if (rng_.chance(0.5)) o.idempotency_key = "g" + std::to_string(++key_counter_);  // keys of their own
         o.queue_if_offline = rng_.chance(0.6);
         o.headers = make_headers();
         begin_step(std::string(detail::method_name(method)) + " " + path + key_note(o) +
@@ -983,7 +982,6 @@ private:
         ++stats_.clock_jumps;
         begin_step(std::string("clock jumps ") + (back ? "back " : "forward ") + std::to_string(d.count() / 1000) + "s");
         clock_.set(back ? clock_.now() - d : clock_.now() + d);
-        next_op_at_ = clock_.now();
         end_step();
     }
 
@@ -1440,6 +1438,7 @@ private:
         for (const auto& step : recent_)
             for (const auto& line : step) r.trace.push_back(line);
         stats_.actions = actions_.size();
+        stats_.operations = ops_;
         r.stats = stats_;
         event_sub_.reset();
         status_sub_.reset();
