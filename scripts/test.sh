@@ -62,7 +62,7 @@ if want asan; then
     pattern=$(IFS='|'; echo "${targets[*]}")
     ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initialization_order=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --test-dir "$build" --output-on-failure -j2 -R "^(${pattern}): "
+        ctest --test-dir "$build" --output-on-failure -j2 -R "^(${pattern}):"
     took "stage asan+ubsan (${targets[*]})" $((SECONDS - start))
 fi
 

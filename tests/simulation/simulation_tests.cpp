@@ -33,14 +33,18 @@ std::optional<std::uint64_t> env_number(const char* name)
     return std::strtoull(v, nullptr, 10);
 }
 
-std::uint64_t first_seed() { return env_number("SYNCVAULT_SIM_FIRST_SEED").value_or(1); }
+std::uint64_t first_seed()
+{
+    return env_number("SYNCVAULT_SIM_FIRST_SEED").value_or(1);
+}
 
 void print_sweep(const char* what, const st::seed_sweep& s)
 {
     std::printf("simulation [%s]: %zu seeds from %llu in %.2f s = %.0f seeds/s (%zu steps, %zu actions, %zu requests, "
                 "%zu faults, %zu crashes, %zu power cuts, %zu clock jumps)\n",
-                what, s.runs, (unsigned long long)s.first, s.seconds, s.seeds_per_second(), s.totals.steps, s.totals.actions,
-                s.totals.requests, s.totals.faults, s.totals.crashes, s.totals.power_cuts, s.totals.clock_jumps);
+                what, s.runs, (unsigned long long)s.first, s.seconds, s.seeds_per_second(), s.totals.steps,
+                s.totals.actions, s.totals.requests, s.totals.faults, s.totals.crashes, s.totals.power_cuts,
+                s.totals.clock_jumps);
     std::fflush(stdout);
 }
 
@@ -79,7 +83,8 @@ struct temp_dir {
     std::filesystem::path path;
     temp_dir()
     {
-        std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
+        std::filesystem::path base =
+            std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
         path = base / ("syncvault-sim-" + std::to_string(::getpid()));
         std::filesystem::remove_all(path);
     }
@@ -133,7 +138,8 @@ private:
 struct stubborn_retry {
     syncvault::outcome_kind classify(const syncvault::result<syncvault::http_response>& o) const
     {
-        return o && o->status >= 200 && o->status <= 299 ? syncvault::outcome_kind::success : syncvault::outcome_kind::retry;
+        return o && o->status >= 200 && o->status <= 299 ? syncvault::outcome_kind::success
+                                                         : syncvault::outcome_kind::retry;
     }
     std::chrono::milliseconds delay(int) const { return 0ms; }
     std::chrono::milliseconds max_delay() const { return 0ms; }
@@ -210,7 +216,7 @@ st::simulation_result caught(const Sim& sim, std::size_t within)
     return r;
 }
 
-} // namespace
+}  // namespace
 
 // ---- the sweeps ------------------------------------------------------------------------------------
 
@@ -252,7 +258,8 @@ TEST_CASE("simulation: users plug in their own policies and configuration", "[si
     };
     st::simulation<> sim(o);
     sim.with_retry([](std::uint64_t seed) {
-        return syncvault::jittered_backoff({.base = 500ms, .cap = 20s, .kind = syncvault::jittered_backoff::jitter::equal, .seed = seed});
+        return syncvault::jittered_backoff(
+            {.base = 500ms, .cap = 20s, .kind = syncvault::jittered_backoff::jitter::equal, .seed = seed});
     });
     sim.with_server([](std::uint64_t) { return st::model_server{"Idempotency-Key"}; });
     const auto s = st::run_seeds(sim, first_seed(), 200);
@@ -332,7 +339,7 @@ TEST_CASE("simulation catches a storage that drops updates", "[simulation][bites
 
 // ---- real bugs the simulator found (kept until fixed) -------------------------------------------------
 
-// Seed 21 (max_retries = 0), for example: the process dies right after attempt 1's count is
+// Seed 5 (max_retries = 0), for example: the process dies right after attempt 1's count is
 // stored; the next process starts attempt 2. basic_vault checks the budget only after an outcome, so attempts cut
 // short by crashes never count: an action that crashes the process on every attempt (a poison
 // request) is retried forever and never reaches the dead-letter list. SPEC 7 says a crash never
@@ -346,7 +353,8 @@ TEST_CASE("a crash-cut attempt counts toward max_retries", "[simulation][bug][!m
 }
 
 // The same bug without the simulator: a poison action whose every transfer kills the process.
-TEST_CASE("a poison action that crashes every attempt still ends in the dead-letter list", "[simulation][bug][!mayfail]")
+TEST_CASE("a poison action that crashes every attempt still ends in the dead-letter list",
+          "[simulation][bug][!mayfail]")
 {
     using vault = syncvault::basic_vault<st::fake_transport, syncvault::memory_storage, syncvault::manual_connectivity,
                                          syncvault::jittered_backoff, st::fake_clock>;

@@ -9,6 +9,9 @@
 #include <boost/hana.hpp>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <future>
 #include <map>
 #include <regex>
@@ -908,4 +911,52 @@ TEST_CASE("a user-written transport plugs in", "[vault][custom]")
     CHECK(echoed->status == "x");
     CHECK(v.post("/down", nullptr).is_queued());
     CHECK(v.transport().seen == std::vector<std::string>{"POST http://api.test/v1/echo", "POST http://api.test/v1/down"});
+}
+
+// ---- secrets on disk --------------------------------------------------------------------------
+
+namespace {
+std::string read_all_files(const std::filesystem::path& dir)
+{
+    std::string bytes;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+        if (!entry.is_regular_file()) continue;
+        std::ifstream in(entry.path(), std::ios::binary);
+        bytes.append(std::istreambuf_iterator<char>(in), {});
+    }
+    return bytes;
+}
+} // namespace
+
+TEMPLATE_TEST_CASE("no sensitive header reaches the storage files, which are 0600", "[vault][secrets][files]",
+                   syncvault::file_journal, syncvault::sqlite_storage)
+{
+    rig<TestType> r;
+    r.cfg.sensitive_headers.push_back("X-Api-Key");
+    r.net.respond(503);
+    auto v = r.make();
+    v->post("/pay", boost::json::value{{"amount", 5}},
+            {.headers = {{"Authorization", "Bearer SECRET-TOKEN-123"}, {"cookie", "session=SECRET-COOKIE-456"},
+                         {"X-Api-Key", "SECRET-KEY-789"}, {"X-Trace", "visible-marker"}}});
+    r.net.respond(400);
+    r.clock.advance(1s);
+    v->poll();  // an update and a dead letter written too
+    REQUIRE(v->dead_letters().size() == 1);
+    v->storage().flush();
+
+    const auto bytes = read_all_files(r.storage.dir.path());
+    CHECK(bytes.find("visible-marker") != std::string::npos);  // the reader sees what is stored
+    CHECK(bytes.find("SECRET-TOKEN-123") == std::string::npos);
+    CHECK(bytes.find("SECRET-COOKIE-456") == std::string::npos);
+    CHECK(bytes.find("SECRET-KEY-789") == std::string::npos);
+    // ...while every attempt did carry them.
+    for (const auto& req : r.net.requests()) CHECK(header_value(req, "Authorization") == "Bearer SECRET-TOKEN-123");
+
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(r.storage.dir.path())) {
+        if (!entry.is_regular_file()) continue;
+        CAPTURE(entry.path().string());
+        const auto perms = entry.status().permissions();
+        CHECK((perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) ==
+              std::filesystem::perms::none);
+    }
 }

@@ -189,6 +189,7 @@ private:
 
     void change(bool online)
     {
+        if (s_->online.load() == online) return;  // the common case, once per request: no lock
         std::function<void(bool)> fn;
         {
             std::lock_guard lock(s_->mutex);

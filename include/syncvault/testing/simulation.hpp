@@ -201,8 +201,12 @@ struct server_reply {
  * model should apply each idempotency key's effect at most once (the checker verifies it).
  */
 template <class S>
-concept simulated_server = std::movable<S> && requires(S& s, const http_request& r, std::chrono::system_clock::time_point now) {
-    { s.handle(r, now) } -> std::same_as<server_reply>;
+concept simulated_server = std::movable<S> &&
+    requires(S& s, const http_request& r, std::chrono::system_clock::time_point now)
+{
+    {
+        s.handle(r, now)
+        } -> std::same_as<server_reply>;
 };
 
 /**
@@ -221,10 +225,8 @@ public:
         std::chrono::system_clock::time_point at{};
     };
 
-    explicit model_server(std::string idempotency_header = "Idempotency-Key")
-        : header_(std::move(idempotency_header))
-    {
-    }
+    explicit model_server(std::string idempotency_header = "Idempotency-Key") : header_(std::move(idempotency_header))
+    {}
 
     server_reply handle(const http_request& r, std::chrono::system_clock::time_point now)
     {
@@ -237,10 +239,12 @@ public:
             replay.headers.push_back({"Idempotent-Replayed", "true"});
             return {std::move(replay), false};
         }
-        http_response reply{r.method == http_method::post     ? 201
-                            : r.method == http_method::delete_ ? 204
-                                                               : 200,
-                            {}, r.method == http_method::delete_ || r.method == http_method::head ? "" : "ok " + std::string(*key)};
+        http_response reply{
+            r.method == http_method::post      ? 201
+            : r.method == http_method::delete_ ? 204
+                                               : 200,
+            {},
+            r.method == http_method::delete_ || r.method == http_method::head ? "" : "ok " + std::string(*key)};
         replies_.emplace(std::string(*key), reply);
         effects_.push_back({std::string(*key), r.method, r.url, r.body, now});
         return {std::move(reply), true};
@@ -279,16 +283,26 @@ static_assert(simulated_server<model_server>);
  * loses power restores a prefix of the writes at least as long as the last synced insert.
  */
 template <class F>
-concept simulated_storage =
-    syncvault::storage<typename F::storage_type> && std::copyable<F> &&
-    requires(F& f, typename F::storage_type& s, const typename F::image_type& img, sim_random& rng) {
-        { F::models_power_loss } -> std::convertible_to<bool>;
-        { F::durable_inserts } -> std::convertible_to<bool>;
-        f.reset();
-        { f.open() } -> std::same_as<typename F::storage_type>;
-        { f.capture(s) } -> std::same_as<typename F::image_type>;
-        { f.restore(img, true, rng) } -> std::same_as<bool>;
-    };
+concept simulated_storage = syncvault::storage<typename F::storage_type> && std::copyable<F> &&
+    requires(F& f, typename F::storage_type& s, const typename F::image_type& img, sim_random& rng)
+{
+    {
+        F::models_power_loss
+        } -> std::convertible_to<bool>;
+    {
+        F::durable_inserts
+        } -> std::convertible_to<bool>;
+    f.reset();
+    {
+        f.open()
+        } -> std::same_as<typename F::storage_type>;
+    {
+        f.capture(s)
+        } -> std::same_as<typename F::image_type>;
+    {
+        f.restore(img, true, rng)
+        } -> std::same_as<bool>;
+};
 
 /** `memory_storage` in the simulator: a crash keeps the memory (copies share one store). */
 class memory_storage_factory {
@@ -333,8 +347,7 @@ public:
 
     explicit file_journal_factory(std::filesystem::path directory, durability mode = durability::per_record)
         : dir_(std::move(directory)), mode_(mode)
-    {
-    }
+    {}
 
     void reset()
     {
@@ -375,15 +388,15 @@ static_assert(simulated_storage<file_journal_factory>);
 
 /** What to simulate. The defaults are what CI runs. */
 struct simulation_options {
-    std::size_t steps = 120;        ///< application-level operations per run (polls come on top)
-    std::size_t trace_steps = 30;   ///< steps kept in a violation's trace
-    bool keep_full_trace = false;   ///< keep every step (for debugging one seed)
-    bool faults = true;             ///< network faults between the vault and the server
-    bool flaps = true;              ///< connectivity changes
-    bool crashes = true;            ///< crash-restarts, between and during operations
-    bool power_cuts = true;         ///< with a factory that models power loss
-    bool clock_jumps = true;        ///< wall-clock jumps, forward and back
-    bool randomize_config = true;   ///< max_retries, write_ahead, key lifetime, limits per seed
+    std::size_t steps = 120;       ///< application-level operations per run (polls come on top)
+    std::size_t trace_steps = 30;  ///< steps kept in a violation's trace
+    bool keep_full_trace = false;  ///< keep every step (for debugging one seed)
+    bool faults = true;            ///< network faults between the vault and the server
+    bool flaps = true;             ///< connectivity changes
+    bool crashes = true;           ///< crash-restarts, between and during operations
+    bool power_cuts = true;        ///< with a factory that models power loss
+    bool clock_jumps = true;       ///< wall-clock jumps, forward and back
+    bool randomize_config = true;  ///< max_retries, write_ahead, key lifetime, limits per seed
     /// An attempt cut short by a crash counts toward `max_retries + 1` (SPEC 7: a crash never
     /// forgets an increment, so an action that crashes the process on every attempt still ends
     /// in the dead-letter list). False tolerates a vault that starts one more attempt per cut one.
@@ -397,17 +410,17 @@ struct simulation_options {
 
 /** The first broken promise of a run. */
 struct simulation_violation {
-    std::size_t step = 0;    ///< the step during which it was seen
-    std::string invariant;   ///< the invariant's name (see the file comment)
-    std::string detail;      ///< what was seen, with actions as `#n`
+    std::size_t step = 0;   ///< the step during which it was seen
+    std::string invariant;  ///< the invariant's name (see the file comment)
+    std::string detail;     ///< what was seen, with actions as `#n`
 
     friend bool operator==(const simulation_violation&, const simulation_violation&) = default;
 };
 
 /** Counters of one run. */
 struct simulation_stats {
-    std::size_t steps = 0, operations = 0, actions = 0, successes = 0, dead_letters = 0, requests = 0,
-                faults = 0, effects = 0, crashes = 0, power_cuts = 0, clock_jumps = 0, flaps = 0;
+    std::size_t steps = 0, operations = 0, actions = 0, successes = 0, dead_letters = 0, requests = 0, faults = 0,
+                effects = 0, crashes = 0, power_cuts = 0, clock_jumps = 0, flaps = 0;
 };
 
 /** The outcome of one run. */
@@ -427,8 +440,8 @@ struct simulation_result {
         if (!violation) {
             s += ": ok (" + std::to_string(stats.steps) + " steps)\n";
         } else {
-            s += ", step " + std::to_string(violation->step) + ": [" + violation->invariant + "] " +
-                 violation->detail + "\n";
+            s += ", step " + std::to_string(violation->step) + ": [" + violation->invariant + "] " + violation->detail +
+                 "\n";
         }
         s += "rerun: SYNCVAULT_SIM_SEED=" + std::to_string(seed) + "\ntrace:\n";
         for (const auto& line : trace) s += line + "\n";
@@ -453,7 +466,7 @@ protected:
     ~sim_hooks() = default;
 };
 
-} // namespace detail
+}  // namespace detail
 
 /**
  * The simulated network, a `syncvault::transport`: the fault layer, then the server model. The
@@ -528,13 +541,8 @@ public:
     result<std::vector<sync_action>> load_all() { return inner_->load_all(); }
     std::size_t count() const { return static_cast<std::size_t>(inner_->count()); }
 
-    std::error_code flush()
-        requires syncvault::flushable_storage<Storage>
-    {
-        return inner_->flush();
-    }
-    std::vector<diagnostic> take_diagnostics()
-        requires syncvault::diagnosing_storage<Storage>
+    std::error_code flush() requires syncvault::flushable_storage<Storage> { return inner_->flush(); }
+    std::vector<diagnostic> take_diagnostics() requires syncvault::diagnosing_storage<Storage>
     {
         return inner_->take_diagnostics();
     }
@@ -563,9 +571,12 @@ inline std::string describe_outcome(const result<http_response>& o)
     return s;
 }
 
-inline std::string_view method_name(http_method m) { return to_string(m); }
+inline std::string_view method_name(http_method m)
+{
+    return to_string(m);
+}
 
-} // namespace detail
+}  // namespace detail
 
 // =================================================================================================
 // The simulation
@@ -590,24 +601,23 @@ class simulation {
     static_assert(simulated_storage<StorageFactory>,
                   "simulation: StorageFactory must model syncvault::testing::simulated_storage; see "
                   "<syncvault/testing/simulation.hpp>");
-    static_assert(syncvault::retry_policy<RetryPolicy>,
-                  "simulation: RetryPolicy must model syncvault::retry_policy; see <syncvault/concepts/retry_policy.hpp>");
-    static_assert(simulated_server<Server>,
-                  "simulation: Server must model syncvault::testing::simulated_server; see "
-                  "<syncvault/testing/simulation.hpp>");
+    static_assert(
+        syncvault::retry_policy<RetryPolicy>,
+        "simulation: RetryPolicy must model syncvault::retry_policy; see <syncvault/concepts/retry_policy.hpp>");
+    static_assert(simulated_server<Server>, "simulation: Server must model syncvault::testing::simulated_server; see "
+                                            "<syncvault/testing/simulation.hpp>");
     static_assert(syncvault::transport<Transport>,
                   "simulation: Transport must model syncvault::transport; see <syncvault/concepts/transport.hpp>");
 
 public:
     using storage_type = typename StorageFactory::storage_type;
     /** The vault under test: the real `basic_vault`, over the simulator's seams. */
-    using vault_type = basic_vault<detail::sim_probe<Transport>, detail::sim_storage<storage_type>,
-                                   manual_connectivity, RetryPolicy, fake_clock>;
+    using vault_type = basic_vault<detail::sim_probe<Transport>, detail::sim_storage<storage_type>, manual_connectivity,
+                                   RetryPolicy, fake_clock>;
 
     explicit simulation(simulation_options options = {}, StorageFactory storage = {})
         : options_(std::move(options)), storage_(std::move(storage))
-    {
-    }
+    {}
 
     /** How each process's retry policy is built, from a seed derived from the run's seed. */
     simulation& with_retry(std::function<RetryPolicy(std::uint64_t seed)> make)
@@ -645,8 +655,9 @@ private:
             jittered_backoff::options o;
             o.base = std::chrono::milliseconds{rng.between(100, 2'000)};
             o.cap = o.base * rng.between(4, 60);
-            constexpr jittered_backoff::jitter kinds[] = {jittered_backoff::jitter::full, jittered_backoff::jitter::equal,
-                                                          jittered_backoff::jitter::decorrelated, jittered_backoff::jitter::none};
+            constexpr jittered_backoff::jitter kinds[] = {
+                jittered_backoff::jitter::full, jittered_backoff::jitter::equal, jittered_backoff::jitter::decorrelated,
+                jittered_backoff::jitter::none};
             o.kind = kinds[rng.below(4)];
             o.seed = seed;
             return jittered_backoff(o);
@@ -722,7 +733,7 @@ class simulation<StorageFactory, RetryPolicy, Server, Transport>::runner final :
         bool evicted = false;       // dropped from the bounded dead-letter list before its event
         std::optional<result<http_response>> last_outcome;  // what the vault got from its last transfer
         int last_outcome_attempt = 0;
-        int applied = 0;            // effects applied at the server by its requests
+        int applied = 0;  // effects applied at the server by its requests
         // What the vault last wrote for it (SPEC 7: written before the event or the return).
         bool written = false;
         std::optional<sync_action> shadow;
@@ -740,10 +751,13 @@ class simulation<StorageFactory, RetryPolicy, Server, Transport>::runner final :
 
 public:
     runner(const simulation& sim, std::uint64_t seed)
-        : sim_(sim), opt_(sim.options_), seed_(seed), rng_(seed), factory_(sim.storage_),
+        : sim_(sim),
+          opt_(sim.options_),
+          seed_(seed),
+          rng_(seed),
+          factory_(sim.storage_),
           server_(sim.make_server_ ? sim.make_server_(mix(seed, 0x5e)) : default_server(mix(seed, 0x5e)))
-    {
-    }
+    {}
 
     simulation_result run()
     {
@@ -809,8 +823,8 @@ private:
     std::string describe_config() const
     {
         const vault_config defaults;  // (a `vault_config{}` temporary here crashes g++ 12)
-        std::string s = "max_retries=" + std::to_string(cfg_.max_retries) +
-                        " write_ahead=" + (cfg_.write_ahead ? "on" : "off");
+        std::string s =
+            "max_retries=" + std::to_string(cfg_.max_retries) + " write_ahead=" + (cfg_.write_ahead ? "on" : "off");
         if (cfg_.idempotency_key_lifetime.count() > 0)
             s += " key_lifetime=" + std::to_string(cfg_.idempotency_key_lifetime.count() / 1000) + "s";
         if (cfg_.max_pending != defaults.max_pending) s += " max_pending=" + std::to_string(cfg_.max_pending);
@@ -840,10 +854,9 @@ private:
         statuses_.clear();
         call_ = call::construct;
         try {
-            vault_ = std::make_unique<vault_type>(
-                cfg_, detail::sim_probe<Transport>(make_transport(), this),
-                detail::sim_storage<storage_type>(factory_.open(), this), manual_connectivity{online_}, make_retry(),
-                clock_);
+            vault_ = std::make_unique<vault_type>(cfg_, detail::sim_probe<Transport>(make_transport(), this),
+                                                  detail::sim_storage<storage_type>(factory_.open(), this),
+                                                  manual_connectivity{online_}, make_retry(), clock_);
         } catch (const std::exception& e) {
             call_ = call::none;
             fail("no-loss", std::string("the vault could not be rebuilt over its storage: ") + e.what());
@@ -870,10 +883,32 @@ private:
 
     void operation()
     {
-        enum { mutate_op, read_op, flap, process, jump, weather, crash_now, crash_armed, requeue_op, drop_op, clear_op, idle };
-        const unsigned weights[] = {
-            40, 8, opt_.flaps ? 6u : 0u, 5, opt_.clock_jumps ? 2u : 0u, opt_.faults ? 4u : 0u,
-            opt_.crashes ? 2u : 0u, opt_.crashes ? 3u : 0u, 3, 1, 1, 3};
+        enum {
+            mutate_op,
+            read_op,
+            flap,
+            process,
+            jump,
+            weather,
+            crash_now,
+            crash_armed,
+            requeue_op,
+            drop_op,
+            clear_op,
+            idle
+        };
+        const unsigned weights[] = {40,
+                                    8,
+                                    opt_.flaps ? 6u : 0u,
+                                    5,
+                                    opt_.clock_jumps ? 2u : 0u,
+                                    opt_.faults ? 4u : 0u,
+                                    opt_.crashes ? 2u : 0u,
+                                    opt_.crashes ? 3u : 0u,
+                                    3,
+                                    1,
+                                    1,
+                                    3};
         switch (rng_.weighted(weights)) {
         case mutate_op: op_mutate(); break;
         case read_op: op_read(); break;
@@ -921,7 +956,8 @@ private:
 
     void op_mutate()
     {
-        constexpr http_method methods[] = {http_method::post, http_method::put, http_method::patch, http_method::delete_};
+        constexpr http_method methods[] = {http_method::post, http_method::put, http_method::patch,
+                                           http_method::delete_};
         const auto method = methods[rng_.below(4)];
         const auto path = make_path();
         request_options o;
@@ -980,7 +1016,8 @@ private:
         const bool back = rng_.chance(0.4);
         const ms d{rng_.between(60, 2 * 3600) * 1'000};
         ++stats_.clock_jumps;
-        begin_step(std::string("clock jumps ") + (back ? "back " : "forward ") + std::to_string(d.count() / 1000) + "s");
+        begin_step(std::string("clock jumps ") + (back ? "back " : "forward ") + std::to_string(d.count() / 1000) +
+                   "s");
         clock_.set(back ? clock_.now() - d : clock_.now() + d);
         end_step();
     }
@@ -995,7 +1032,8 @@ private:
     void op_arm_crash()
     {
         crash_countdown_ = static_cast<int>(rng_.between(1, 8));
-        begin_step("crash armed: at seam point " + std::to_string(crash_countdown_) + " from now (before/after a storage write or a transfer)");
+        begin_step("crash armed: at seam point " + std::to_string(crash_countdown_) +
+                   " from now (before/after a storage write or a transfer)");
         end_step();
     }
 
@@ -1135,9 +1173,12 @@ private:
             auto i = index_of(id);
             return i < 0 ? std::string("an unknown action") : "#" + std::to_string(actions_[std::size_t(i)].no);
         };
-        if (r.is_queued()) note("-> queued " + name(r.action_id()));
-        else if (r.is_sent()) note("-> sent " + std::to_string(r.response()->status) + " " + name(r.action_id()));
-        else note("-> error " + r.error().message());
+        if (r.is_queued())
+            note("-> queued " + name(r.action_id()));
+        else if (r.is_sent())
+            note("-> sent " + std::to_string(r.response()->status) + " " + name(r.action_id()));
+        else
+            note("-> error " + r.error().message());
 
         if (read && !o.queue_if_offline) {
             if (r.error() != make_error_code(errc::offline) || actions_.size() != before)
@@ -1146,17 +1187,20 @@ private:
         }
         if (dup >= 0) {
             if (!r.is_queued() || r.action_id() != actions_[std::size_t(dup)].id || actions_.size() != before)
-                fail("send-or-queue", "a request with the key of pending #" + std::to_string(actions_[std::size_t(dup)].no) +
+                fail("send-or-queue", "a request with the key of pending #" +
+                                          std::to_string(actions_[std::size_t(dup)].no) +
                                           " must return that action, queued, and queue nothing");
             return;
         }
         if (pending >= cfg_.max_pending) {
             if (r.error() != make_error_code(errc::queue_full) || actions_.size() != before)
-                fail("send-or-queue", "a full queue (" + std::to_string(pending) + " pending) must refuse with queue_full");
+                fail("send-or-queue",
+                     "a full queue (" + std::to_string(pending) + " pending) must refuse with queue_full");
             return;
         }
         if (actions_.size() != before + 1) {
-            fail("send-or-queue", "a request call made " + std::to_string(actions_.size() - before) + " actions, not one");
+            fail("send-or-queue",
+                 "a request call made " + std::to_string(actions_.size() - before) + " actions, not one");
             return;
         }
         auto& t = actions_.back();
@@ -1169,13 +1213,15 @@ private:
             if (t.st != state::pending)
                 return fail("send-or-queue", "queued result for #" + std::to_string(t.no) + " which is not pending");
             if (immediate != (t.attempts > 0))
-                return fail("send-or-queue", std::string("#") + std::to_string(t.no) +
-                                                 (immediate ? " was not tried at once though the vault was online and idle"
-                                                                          : " was tried at once though it had to wait"));
+                return fail("send-or-queue",
+                            std::string("#") + std::to_string(t.no) +
+                                (immediate ? " was not tried at once though the vault was online and idle"
+                                           : " was tried at once though it had to wait"));
             expect_written_pending(t, "the request returned queued");
         } else if (r.is_sent()) {
             if (!immediate || (t.st != state::success && t.st != state::dead))
-                return fail("send-or-queue", "sent result for #" + std::to_string(t.no) + " which was not tried at once to an end");
+                return fail("send-or-queue",
+                            "sent result for #" + std::to_string(t.no) + " which was not tried at once to an end");
             if (!t.last_outcome || !*t.last_outcome || (*t.last_outcome)->status != r.response()->status ||
                 (*t.last_outcome)->body != r.response()->body)
                 return fail("send-or-queue", "the sent result's response is not the one the transport returned");
@@ -1195,8 +1241,10 @@ private:
         call_ = call::none;
         direct_ = false;
         if (!alive_ || violation_) return;
-        if (r.is_sent()) note("-> sent " + std::to_string(r.response()->status));
-        else note("-> error " + r.error().message());
+        if (r.is_sent())
+            note("-> sent " + std::to_string(r.response()->status));
+        else
+            note("-> error " + r.error().message());
         if (actions_.size() != before || !r.action_id().empty() || r.is_queued())
             return fail("send-or-queue", "an online GET/HEAD became an action");
         if (!direct_outcome_) return fail("send-or-queue", "an online GET/HEAD was not sent");
@@ -1300,12 +1348,14 @@ private:
                     if (last[i].present && !reloaded[i].present && actions_[i].acknowledged && !evicted[i]) return true;
                 return false;
             }();
-            return fail("no-loss", std::string(power_loss_ ? "after a power cut no prefix of the writes since the last sync"
-                                                           : "after a crash the store is not what was written before it") +
-                                       (acked_lost ? " (an acknowledged action is lost)" : "") + ": " + what);
+            return fail("no-loss",
+                        std::string(power_loss_ ? "after a power cut no prefix of the writes since the last sync"
+                                                : "after a crash the store is not what was written before it") +
+                            (acked_lost ? " (an acknowledged action is lost)" : "") + ": " + what);
         }
-        if (*cut < crash_writes_) note("power cut kept " + std::to_string(*cut - lo) + " of " +
-                                       std::to_string(crash_writes_ - lo) + " unsynced writes");
+        if (*cut < crash_writes_)
+            note("power cut kept " + std::to_string(*cut - lo) + " of " + std::to_string(crash_writes_ - lo) +
+                 " unsynced writes");
         // The writes after the cut never happened, as far as the new process is concerned.
         rewind_writes(*cut);
         for (auto i : std::exchange(evicted_on_load_, {})) {
@@ -1372,8 +1422,10 @@ private:
         for (auto& t : actions_) {
             while (!t.writes.empty() && t.writes.back() >= cut) t.writes.pop_back();
             t.written = !t.writes.empty();
-            if (!t.written) t.shadow.reset();
-            else if (!write_log_[t.writes.back()].snap.present) t.shadow.reset();
+            if (!t.written)
+                t.shadow.reset();
+            else if (!write_log_[t.writes.back()].snap.present)
+                t.shadow.reset();
             else if (t.shadow) {
                 const auto& s = write_log_[t.writes.back()].snap;
                 t.shadow->state = s.st;
@@ -1394,8 +1446,8 @@ private:
     static std::string describe(const snapshot& s)
     {
         if (!s.present) return "missing";
-        return std::string(s.st == action_state::dead ? "dead" : "pending") + " (attempts " + std::to_string(s.attempts) +
-               ", sequence " + std::to_string(s.sequence) + ")";
+        return std::string(s.st == action_state::dead ? "dead" : "pending") + " (attempts " +
+               std::to_string(s.attempts) + ", sequence " + std::to_string(s.sequence) + ")";
     }
 
     // =============================================================================================
@@ -1469,9 +1521,11 @@ private:
             if (!key || *key != x->key || r.method != x->method || r.body != x->body ||
                 r.url != cfg_.base_url + x->path) {
                 const auto what = std::string(detail::method_name(r.method)) + " " + r.url;
-                std::string whose = (key ? "a request with an unknown key (" : "a request without a key (") + what + ")";
+                std::string whose =
+                    (key ? "a request with an unknown key (" : "a request without a key (") + what + ")";
                 for (const auto& o : actions_)
-                    if (key && o.key == *key && r.url == cfg_.base_url + o.path) whose = "#" + std::to_string(o.no) + "'s request";
+                    if (key && o.key == *key && r.url == cfg_.base_url + o.path)
+                        whose = "#" + std::to_string(o.no) + "'s request";
                 fail("fifo", "the network saw " + whose + " while #" + std::to_string(x->no) +
                                  "'s attempt was in flight (reordered, replayed or altered)");
                 return make_error_code(errc::connection_failed);
@@ -1482,17 +1536,30 @@ private:
             for (const auto& h : x->headers) {
                 const bool sensitive = std::any_of(cfg_.sensitive_headers.begin(), cfg_.sensitive_headers.end(),
                                                    [&](const auto& s) { return header_name_equals(s, h.name); });
-                const bool present = std::any_of(r.headers.begin(), r.headers.end(), [&](const auto& g) { return g == h; });
+                const bool present =
+                    std::any_of(r.headers.begin(), r.headers.end(), [&](const auto& g) { return g == h; });
                 if (present != (!sensitive || x->process == processes_)) {
-                    fail("headers", "#" + std::to_string(x->no) + "'s attempt " + (present ? "carries " : "lacks ") + h.name +
-                                        (sensitive ? (present ? " in a later process" : " in the process it was given to") : ""));
+                    fail("headers",
+                         "#" + std::to_string(x->no) + "'s attempt " + (present ? "carries " : "lacks ") + h.name +
+                             (sensitive ? (present ? " in a later process" : " in the process it was given to") : ""));
                     return make_error_code(errc::connection_failed);
                 }
             }
         }
         const std::string who = x ? "#" + std::to_string(x->no) : std::string("read");
         clock_.advance(ms{rng_.between(0, 300)});  // latency
-        enum { none, refused, timeout, lost, proxy_5xx, applied_5xx, too_many_seconds, too_many_date, unavailable, request_timeout };
+        enum {
+            none,
+            refused,
+            timeout,
+            lost,
+            proxy_5xx,
+            applied_5xx,
+            too_many_seconds,
+            too_many_date,
+            unavailable,
+            request_timeout
+        };
         int fault = none;
         if (opt_.faults && fault_rate_ > 0 && rng_.chance(fault_rate_)) {
             const unsigned weights[] = {0, 15, 10, 15, 15, 5, 10, 8, 7, 5};
@@ -1505,9 +1572,7 @@ private:
         };
         result<http_response> out = make_error_code(errc::connection_failed);
         switch (fault) {
-        case refused:
-            note("net " + who + ": connection refused");
-            return make_error_code(errc::connection_failed);
+        case refused: note("net " + who + ": connection refused"); return make_error_code(errc::connection_failed);
         case timeout:
             clock_.advance(cfg_.receive_timeout);
             note("net " + who + ": timed out before the server");
@@ -1515,7 +1580,8 @@ private:
         case proxy_5xx: {
             constexpr int codes[] = {500, 502, 503, 504};
             http_response resp{codes[rng_.below(4)], {}, "proxy"};
-            if (resp.status == 503 && rng_.chance(0.5)) resp.headers.push_back({"Retry-After", retry_after(rng_.chance(0.5))});
+            if (resp.status == 503 && rng_.chance(0.5))
+                resp.headers.push_back({"Retry-After", retry_after(rng_.chance(0.5))});
             note("net " + who + ": proxy answers " + detail::describe_outcome(resp));
             return resp;
         }
@@ -1531,9 +1597,7 @@ private:
             note("net " + who + ": " + detail::describe_outcome(resp));
             return resp;
         }
-        case request_timeout:
-            note("net " + who + ": 408");
-            return http_response{408, {}, "request timeout"};
+        case request_timeout: note("net " + who + ": 408"); return http_response{408, {}, "request timeout"};
         default: break;
         }
 
@@ -1563,7 +1627,8 @@ private:
     void on_applied(tracked& x)
     {
         if (++applied_[x.key] > 1)
-            return fail("exactly-once", "the effect of key " + show_key(x) + " was applied twice (#" + std::to_string(x.no) + ")");
+            return fail("exactly-once",
+                        "the effect of key " + show_key(x) + " was applied twice (#" + std::to_string(x.no) + ")");
         if (++x.applied > 1) return fail("exactly-once", "#" + std::to_string(x.no) + "'s effect was applied twice");
         for (const auto& y : actions_)
             if (y.st == state::pending && y.sequence < x.sequence && applied_count(y.key) == 0)
@@ -1579,7 +1644,8 @@ private:
         ++x->sends;
         if (x->sends > attempt_limit(*x) && !x->rolled_back)
             return fail("attempts", "#" + std::to_string(x->no) + " was sent " + std::to_string(x->sends) +
-                                        " times in one lifecycle (max_retries " + std::to_string(cfg_.max_retries) + ")");
+                                        " times in one lifecycle (max_retries " + std::to_string(cfg_.max_retries) +
+                                        ")");
         if (vault_->status() != sync_status::syncing)
             return fail("status", std::string("status() is ") + std::string(to_string(vault_->status())) +
                                       " while a transfer runs");
@@ -1609,8 +1675,10 @@ private:
     void storage_after(storage_op op, const sync_action* a, std::string_view id, std::error_code ec) override
     {
         if (!alive_ || violation_ || ec) return;
-        if (op == storage_op::save) record_save(*a);
-        else if (op == storage_op::remove) record_remove(id);
+        if (op == storage_op::save)
+            record_save(*a);
+        else if (op == storage_op::remove)
+            record_remove(id);
         else
             for (auto& t : actions_)
                 if (t.shadow) record_remove(t.id);
@@ -1625,10 +1693,12 @@ private:
         for (const auto& h : a.headers)
             for (const auto& s : cfg_.sensitive_headers)
                 if (header_name_equals(h.name, s))
-                    return fail("durability", "#" + std::to_string(t.no) + " was stored with its " + h.name + " header");
+                    return fail("durability",
+                                "#" + std::to_string(t.no) + " was stored with its " + h.name + " header");
         if (a.attempts > attempt_limit(t))
             return fail("attempts", "#" + std::to_string(t.no) + " stored with " + std::to_string(a.attempts) +
-                                        " attempts (max_retries " + std::to_string(cfg_.max_retries) + cut_note(t) + ")");
+                                        " attempts (max_retries " + std::to_string(cfg_.max_retries) + cut_note(t) +
+                                        ")");
         if (a.state == action_state::dead && (!t.shadow || t.shadow->state != action_state::dead)) {
             if (auto why = dead_letter_unjustified(t, a.attempts, a.created_at))
                 return fail("dead-letter", "#" + std::to_string(t.no) + " stored as a dead letter " + *why);
@@ -1656,8 +1726,10 @@ private:
             return fail("no-loss", "#" + std::to_string(t.no) + " was removed from storage without a success");
         if (dead && call_ != call::drop) {  // the bounded dead-letter list dropped its oldest
             note("#" + std::to_string(t.no) + " dropped from the bounded dead-letter list");
-            if (t.st == state::dead) t.st = state::removed;
-            else t.evicted = true;  // before its dead_letter event was delivered
+            if (t.st == state::dead)
+                t.st = state::removed;
+            else
+                t.evicted = true;  // before its dead_letter event was delivered
         }
         log_write(std::size_t(i), {});
         t.shadow.reset();
@@ -1714,7 +1786,8 @@ private:
         const auto n = "#" + std::to_string(t.no);
         note(n + " " + std::string(to_string(e.status)) + ":" + std::to_string(e.attempt));
         if (e.idempotency_key != t.key) return fail("lifecycle", n + "'s event carries another key");
-        if (!t.queued_seen) return fail("lifecycle", n + " has a " + std::string(to_string(e.status)) + " event before `queued`");
+        if (!t.queued_seen)
+            return fail("lifecycle", n + " has a " + std::string(to_string(e.status)) + " event before `queued`");
 
         switch (e.status) {
         case sync_event_status::started: return on_started(t, e);
@@ -1745,15 +1818,19 @@ private:
             t.last_outcome.reset();
         }
         for (const auto& o : actions_)
-            if (&o != &t && o.queued_seen && o.sequence >= it->sequence && (o.st == state::pending || o.st == state::dead))
-                return fail("fifo", "#" + std::to_string(t.no) + " was queued with sequence " + std::to_string(it->sequence) +
-                                        ", not after #" + std::to_string(o.no) + "'s " + std::to_string(o.sequence));
+            if (&o != &t && o.queued_seen && o.sequence >= it->sequence &&
+                (o.st == state::pending || o.st == state::dead))
+                return fail("fifo", "#" + std::to_string(t.no) + " was queued with sequence " +
+                                        std::to_string(it->sequence) + ", not after #" + std::to_string(o.no) + "'s " +
+                                        std::to_string(o.sequence));
         t.queued_seen = true;
         t.st = state::pending;
         t.sequence = it->sequence;
         t.created_at = it->created_at;
         t.next_attempt_at = it->next_attempt_at;
-        if (it->attempts != 0) return fail("attempts", "#" + std::to_string(t.no) + " queued with attempts " + std::to_string(it->attempts));
+        if (it->attempts != 0)
+            return fail("attempts",
+                        "#" + std::to_string(t.no) + " queued with attempts " + std::to_string(it->attempts));
         if (e.attempt != 0) return fail("lifecycle", "`queued` carries attempt " + std::to_string(e.attempt));
         if (cfg_.write_ahead || !immediate_expected_) expect_written_pending(t, "`queued` fired");
     }
@@ -1762,9 +1839,11 @@ private:
     {
         const auto n = "#" + std::to_string(t.no);
         if (t.st != state::pending || t.awaiting)
-            return fail("lifecycle", n + " started while " + (t.awaiting ? "an attempt was already running" : "not pending"));
+            return fail("lifecycle",
+                        n + " started while " + (t.awaiting ? "an attempt was already running" : "not pending"));
         if (e.attempt != t.attempts + 1)
-            return fail("attempts", n + " started attempt " + std::to_string(e.attempt) + " after attempt " + std::to_string(t.attempts));
+            return fail("attempts", n + " started attempt " + std::to_string(e.attempt) + " after attempt " +
+                                        std::to_string(t.attempts));
         if (e.attempt > attempt_limit(t))
             return fail("attempts", n + " started attempt " + std::to_string(e.attempt) + " (max_retries " +
                                         std::to_string(cfg_.max_retries) + cut_note(t) + ")");
@@ -1779,7 +1858,8 @@ private:
                 return fail("fifo", n + " started while #" + std::to_string(o.no) + ", queued before it, was pending");
         if (t.written || cfg_.write_ahead) {
             if (!t.shadow || t.shadow->state != action_state::pending || t.shadow->attempts != e.attempt)
-                return fail("durability", n + "'s attempt " + std::to_string(e.attempt) + " started before its count was stored");
+                return fail("durability",
+                            n + "'s attempt " + std::to_string(e.attempt) + " started before its count was stored");
         }
         t.attempts = e.attempt;
         t.awaiting = true;
@@ -1792,8 +1872,8 @@ private:
         if (!t.last_outcome || t.last_outcome_attempt != t.attempts) return "without a transfer";
         const auto kind = outcome_of(*t.last_outcome);
         if (kind != expected_kind)
-            return "but the transport returned " + detail::describe_outcome(*t.last_outcome) + ", which the retry table calls " +
-                   kind_name(kind);
+            return "but the transport returned " + detail::describe_outcome(*t.last_outcome) +
+                   ", which the retry table calls " + kind_name(kind);
         const auto& o = *t.last_outcome;
         if (o && (!e.response || e.response->status != o->status || e.response->body != o->body))
             return "carrying another response than the transport's " + detail::describe_outcome(o);
@@ -1803,9 +1883,11 @@ private:
     void on_failed(tracked& t, const sync_event& e)
     {
         const auto n = "#" + std::to_string(t.no);
-        if (auto why = outcome_mismatch(t, e, outcome_kind::retry)) return fail("outcome", n + " failed:" + std::to_string(e.attempt) + " " + *why);
+        if (auto why = outcome_mismatch(t, e, outcome_kind::retry))
+            return fail("outcome", n + " failed:" + std::to_string(e.attempt) + " " + *why);
         if (e.attempt >= attempt_limit(t))
-            return fail("dead-letter", n + " failed attempt " + std::to_string(e.attempt) + " and will retry beyond max_retries");
+            return fail("dead-letter",
+                        n + " failed attempt " + std::to_string(e.attempt) + " and will retry beyond max_retries");
         t.awaiting = false;
         last_failed_ = true;
         if (!t.shadow || t.shadow->attempts != e.attempt || t.shadow->state != action_state::pending)
@@ -1818,8 +1900,8 @@ private:
         auto low = e.time;
         if (auto ra = retry_after_of(*t.last_outcome, e.time)) low = e.time + std::min(*ra, cap);
         if (it->next_attempt_at < low || it->next_attempt_at > e.time + cap)
-            return fail("timers", n + "'s next attempt is at " + at(it->next_attempt_at) + ", outside [" + at(low) + ", " +
-                                      at(e.time + cap) + "] (Retry-After and the cap)");
+            return fail("timers", n + "'s next attempt is at " + at(it->next_attempt_at) + ", outside [" + at(low) +
+                                      ", " + at(e.time + cap) + "] (Retry-After and the cap)");
         t.next_attempt_at = it->next_attempt_at;
     }
 
@@ -1828,8 +1910,8 @@ private:
         const auto n = "#" + std::to_string(t.no);
         if (auto why = outcome_mismatch(t, e, outcome_kind::success)) return fail("outcome", n + " success " + *why);
         if (applied_count(t.key) != 1)
-            return fail("exactly-once", n + " reached success but its effect was applied " + std::to_string(applied_count(t.key)) +
-                                            " times at the server");
+            return fail("exactly-once", n + " reached success but its effect was applied " +
+                                            std::to_string(applied_count(t.key)) + " times at the server");
         t.awaiting = false;
         t.st = state::success;
         last_failed_ = false;
@@ -1869,8 +1951,8 @@ private:
         const auto kind = outcome_of(*t.last_outcome);
         if (kind == outcome_kind::permanent) return std::nullopt;
         if (kind == outcome_kind::retry && attempts >= cfg_.max_retries + 1) return std::nullopt;
-        return "after " + detail::describe_outcome(*t.last_outcome) + " (the retry table says " + kind_name(kind) + ") at attempt " +
-               std::to_string(attempts) + " of " + std::to_string(cfg_.max_retries + 1);
+        return "after " + detail::describe_outcome(*t.last_outcome) + " (the retry table says " + kind_name(kind) +
+               ") at attempt " + std::to_string(attempts) + " of " + std::to_string(cfg_.max_retries + 1);
     }
 
     // =============================================================================================
@@ -1893,7 +1975,8 @@ private:
         for (std::size_t k = 0; k < pending.size(); ++k) {
             const auto& a = pending[k];
             const auto& t = *expected[k];
-            if (a.id != t.id) return fail("fifo", "pending_actions()[" + std::to_string(k) + "] is not #" + std::to_string(t.no));
+            if (a.id != t.id)
+                return fail("fifo", "pending_actions()[" + std::to_string(k) + "] is not #" + std::to_string(t.no));
             if (a.attempts != t.attempts)
                 return fail("attempts", "#" + std::to_string(t.no) + " shows " + std::to_string(a.attempts) +
                                             " attempts; it started " + std::to_string(t.attempts));
@@ -1913,10 +1996,13 @@ private:
         for (const auto& t : actions_)
             if (t.st == state::dead && (!t.shadow || t.shadow->state != action_state::dead))
                 return fail("durability", "dead letter #" + std::to_string(t.no) + " is not stored as dead");
-        const auto want = last_failed_ ? sync_status::error : expected.empty() ? sync_status::synced : sync_status::pending;
+        const auto want = last_failed_       ? sync_status::error
+                          : expected.empty() ? sync_status::synced
+                                             : sync_status::pending;
         const auto got = vault_->status();
         if (got != want)
-            return fail("status", "status() is " + std::string(to_string(got)) + "; SPEC 3.11 says " + std::string(to_string(want)));
+            return fail("status", "status() is " + std::string(to_string(got)) + "; SPEC 3.11 says " +
+                                      std::string(to_string(want)));
         if (statuses_.empty() || statuses_.back() != got)
             return fail("status", "the last on_status value is not status()");
     }
@@ -2093,7 +2179,7 @@ private:
     std::map<std::string, int> applied_;        // effects per key; lookup only
     std::vector<write_record> write_log_;
     std::vector<std::size_t> evicted_on_load_;  // removes made while a new process loaded
-    std::size_t synced_floor_ = 0;  // writes before this index are durable even across a power cut
+    std::size_t synced_floor_ = 0;              // writes before this index are durable even across a power cut
     std::vector<std::string> used_keys_;
     int key_counter_ = 0, body_counter_ = 0;
 
@@ -2157,6 +2243,6 @@ seed_sweep run_seeds(const Simulation& sim, std::uint64_t first, std::size_t cou
     return sweep;
 }
 
-} // namespace syncvault::testing
+}  // namespace syncvault::testing
 
 #endif

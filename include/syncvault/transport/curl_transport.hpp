@@ -269,8 +269,32 @@ public:
     curl_transport(curl_transport&&) noexcept = default;
     curl_transport& operator=(curl_transport&&) noexcept = default;
 
-    /** Performs `r`; any HTTP status is a response, an error means no usable answer. */
-    result<http_response> send(const http_request& r)
+    /** Performs `r`; any HTTP status is a response, an error means no usable answer. Never throws. */
+    result<http_response> send(const http_request& r) noexcept
+    {
+        try {
+            return perform_request(r);
+        } catch (...) {  // only allocation can throw in there
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+    }
+
+    /**
+     * Aborts the `send` in progress, from any thread: it returns `errc::cancelled` promptly.
+     * No effect when none is in progress (the next `send` starts afresh). Safe at any time.
+     */
+    void cancel() noexcept
+    {
+        if (!s_) return;
+        s_->cancel_requested.store(true);
+        curl_multi_wakeup(s_->multi.get());  // thread-safe; a wakeup before the wait is kept
+    }
+
+    /** libcurl's message for the last failed `send` (empty if it gave none). */
+    std::string_view last_error_message() const noexcept { return s_ ? s_->error_buffer : ""; }
+
+private:
+    result<http_response> perform_request(const http_request& r)
     {
         auto& s = *s_;
         s.cancel_requested.store(false);  // a cancel aborts only a transfer it finds running
@@ -327,21 +351,6 @@ public:
         return std::move(s.response);
     }
 
-    /**
-     * Aborts the `send` in progress, from any thread: it returns `errc::cancelled` promptly.
-     * No effect when none is in progress (the next `send` starts afresh). Safe at any time.
-     */
-    void cancel() noexcept
-    {
-        if (!s_) return;
-        s_->cancel_requested.store(true);
-        curl_multi_wakeup(s_->multi.get());  // thread-safe; a wakeup before the wait is kept
-    }
-
-    /** libcurl's message for the last failed `send` (empty if it gave none). */
-    std::string_view last_error_message() const noexcept { return s_ ? s_->error_buffer : ""; }
-
-private:
     template <class V>
     static void set(CURL* h, CURLoption opt, V value) noexcept
     {
