@@ -3,6 +3,7 @@
 # each ';': "a; b" becomes two CTest tests, "a" and " b", that match no test case, and Catch2
 # reports "No test cases matched" with exit code 0. Such a test case never runs under CTest and
 # always passes. This check fails on any test case name holding a ';'.
+get_filename_component(TESTS_DIR "${TESTS_DIR}" ABSOLUTE)
 file(GLOB_RECURSE sources ${TESTS_DIR}/*.cpp ${TESTS_DIR}/*.hpp)
 set(report "")
 set(count 0)

@@ -229,6 +229,11 @@ public:
         next_wake probe;
         if constexpr (probing_connectivity<Connectivity>) probe = connectivity_.tick(clock_.now());
         drain(true);
+        if constexpr (probing_connectivity<Connectivity>) {
+            // A network failure during the drain may have just turned connectivity offline:
+            // ask again, or nothing would wake us for the probe that brings it back.
+            if (!connectivity_.is_online()) probe = connectivity_.tick(clock_.now());
+        }
         std::lock_guard lock(mutex_);
         next_wake due;
         if (!busy_ && !queue_.empty() && reserved_.empty() && connectivity_.is_online())
@@ -805,7 +810,9 @@ private:
             std::lock_guard transport_lock(transport_mutex_);
             return transport_.send(request);
         }();
-        if constexpr (reported_connectivity<Connectivity>) connectivity_.report(outcome.has_value());
+        // A cancelled transfer (shutdown) says nothing about the network.
+        if constexpr (reported_connectivity<Connectivity>)
+            if (outcome || outcome.error() != errc::cancelled) connectivity_.report(outcome.has_value());
         return outcome;
     }
 

@@ -2,6 +2,7 @@
 # Each header opens with `#ifndef G` / `#define G`, where G is its path in upper case with
 # every non-alphanumeric character turned into '_' (include/syncvault/concepts/clock.hpp:
 # SYNCVAULT_CONCEPTS_CLOCK_HPP; include/syncvault.hpp: SYNCVAULT_HPP), so guards never collide.
+get_filename_component(INCLUDE_DIR "${INCLUDE_DIR}" ABSOLUTE)
 file(GLOB_RECURSE headers RELATIVE ${INCLUDE_DIR} ${INCLUDE_DIR}/*.hpp)
 set(failures "")
 foreach(header IN LISTS headers)

@@ -960,3 +960,56 @@ TEMPLATE_TEST_CASE("no sensitive header reaches the storage files, which are 060
               std::filesystem::perms::none);
     }
 }
+
+// ---- a probing connectivity -------------------------------------------------------------------
+
+namespace {
+/** Goes offline on a network failure; probes once a second while offline (tick) and finds the
+ *  network back when `reachable` says so. Like polling_connectivity, without sockets. */
+struct probe_connectivity {
+    bool online = true;
+    bool reachable = true;
+    std::optional<std::chrono::system_clock::time_point> next_probe;
+    bool is_online() const { return online; }
+    void report(bool ok)
+    {
+        online = ok;
+        if (!ok) next_probe.reset();
+    }
+    std::optional<std::chrono::system_clock::time_point> tick(std::chrono::system_clock::time_point now)
+    {
+        if (online) return std::nullopt;
+        if (next_probe && now >= *next_probe) online = reachable;
+        if (online) return std::nullopt;
+        if (!next_probe || now >= *next_probe) next_probe = now + 1s;
+        return next_probe;
+    }
+};
+} // namespace
+
+TEST_CASE("poll schedules the probe when a failure during the drain turns connectivity offline", "[vault][poll]")
+{
+    fake_clock clock;
+    fake_transport net;
+    net.attach_clock(clock);
+    syncvault::basic_vault<fake_transport, syncvault::memory_storage, probe_connectivity, syncvault::jittered_backoff,
+                           fake_clock>
+        v{test_config(), net, syncvault::memory_storage{}, probe_connectivity{}, exact_backoff(), clock};
+    net.fail(errc::connection_failed).fail(errc::connection_failed);
+    CHECK(v.post("/a", nullptr).is_queued());  // the immediate attempt failed: offline
+    CHECK_FALSE(v.connectivity().is_online());
+    v.connectivity().reachable = false;
+    auto wake = v.poll();
+    REQUIRE(wake);  // the probe, not "nothing scheduled"
+    CHECK(*wake == clock.now() + 1s);
+
+    clock.advance(1s);
+    v.connectivity().reachable = true;
+    wake = v.poll();  // probe finds the network, the due attempt goes, fails: offline again
+    CHECK(net.request_count() == 2);
+    REQUIRE(wake);    // so the next probe must be scheduled by this very poll
+    CHECK(*wake == clock.now() + 1s);
+    clock.advance(10min);
+    v.poll();  // probe online, the retry succeeds
+    CHECK(v.pending_count() == 0);
+}
