@@ -658,6 +658,12 @@ private:
             return {outcome_kind::permanent, std::nullopt, errc::key_expired};
         }
 
+        if (a.attempts > config_.max_retries) {
+            // Its budget went on attempts cut short by crashes (persisted, no outcome): an action
+            // that kills the process each time it is sent must not be retried forever.
+            to_dead_letter(a, std::nullopt, errc::max_retries_exceeded);
+            return {outcome_kind::permanent, std::nullopt, make_error_code(errc::max_retries_exceeded)};
+        }
         ++a.attempts;
         const bool unsaved = a.id == unsaved_id_;
         if (!unsaved && store(a)) {  // the attempt count is persisted before the attempt

@@ -66,16 +66,10 @@ void sweep(const char* what, const Sim& sim, std::size_t default_count)
     }
 }
 
-/**
- * The sweeps' options. KNOWN VAULT BUG (see "a crash-cut attempt counts toward max_retries"
- * below): until basic_vault counts attempts cut short by a crash, the sweeps tolerate one extra
- * attempt per cut one. Delete the line once that test passes.
- */
+/** The sweeps' options: the defaults, every invariant strict. */
 st::simulation_options sweep_options()
 {
-    st::simulation_options o;
-    o.count_cut_attempts = false;
-    return o;
+    return {};
 }
 
 /** A temp directory on tmpfs when there is one (fdatasync is cheap there), removed at the end. */
@@ -337,15 +331,14 @@ TEST_CASE("simulation catches a storage that drops updates", "[simulation][bites
     CHECK(r.violation->invariant == "no-loss");
 }
 
-// ---- real bugs the simulator found (kept until fixed) -------------------------------------------------
+// ---- real bugs the simulator found (regression tests; fixed) ------------------------------------------
 
-// Seed 5 (max_retries = 0), for example: the process dies right after attempt 1's count is
-// stored; the next process starts attempt 2. basic_vault checks the budget only after an outcome, so attempts cut
-// short by crashes never count: an action that crashes the process on every attempt (a poison
-// request) is retried forever and never reaches the dead-letter list. SPEC 7 says a crash never
-// forgets an increment; the budget should hold across crashes (dead-letter with
-// max_retries_exceeded instead of starting attempt max_retries + 2).
-TEST_CASE("a crash-cut attempt counts toward max_retries", "[simulation][bug][!mayfail]")
+// Seed 5 (max_retries = 0) found it: the process died right after attempt 1's count was stored
+// and the next process started attempt 2. basic_vault checked the budget only after an outcome,
+// so attempts cut short by crashes never counted: an action that crashes the process on every
+// attempt (a poison request) was retried forever. It now dead-letters with max_retries_exceeded
+// instead of starting attempt max_retries + 2.
+TEST_CASE("a crash-cut attempt counts toward max_retries", "[simulation][bug]")
 {
     const auto s = st::run_seeds(st::simulation<>{}, 1, 300);  // count_cut_attempts = true
     if (!s.ok()) std::printf("%s", s.failures.front().report().c_str());
@@ -354,7 +347,7 @@ TEST_CASE("a crash-cut attempt counts toward max_retries", "[simulation][bug][!m
 
 // The same bug without the simulator: a poison action whose every transfer kills the process.
 TEST_CASE("a poison action that crashes every attempt still ends in the dead-letter list",
-          "[simulation][bug][!mayfail]")
+          "[simulation][bug]")
 {
     using vault = syncvault::basic_vault<st::fake_transport, syncvault::memory_storage, syncvault::manual_connectivity,
                                          syncvault::jittered_backoff, st::fake_clock>;
@@ -365,7 +358,11 @@ TEST_CASE("a poison action that crashes every attempt still ends in the dead-let
     st::fake_transport net;
     syncvault::memory_storage disk;
     std::vector<syncvault::sync_action> at_crash;
-    net.on_send([&](const syncvault::http_request&) { at_crash = disk.load_all().value(); });  // the process dies here
+    bool sent = false;
+    net.on_send([&](const syncvault::http_request&) {  // the process dies here
+        sent = true;
+        at_crash = disk.load_all().value();
+    });
     auto backoff = [] { return syncvault::jittered_backoff({.base = 1s, .cap = 1s, .seed = 1}); };
     {
         vault v(cfg, net, disk, syncvault::manual_connectivity{false}, backoff(), clock);
@@ -382,7 +379,7 @@ TEST_CASE("a poison action that crashes every attempt still ends in the dead-let
             dead = !v.dead_letters().empty();
             if (!dead) v.process_queue();
         }
-        if (dead) break;
+        if (dead || !std::exchange(sent, false)) continue;  // no transfer, so no crash
         // The crash: what was on disk when the transfer started is all that is left.
         (void)disk.clear();
         for (const auto& a : at_crash) (void)disk.save(a);

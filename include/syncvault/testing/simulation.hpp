@@ -1373,10 +1373,12 @@ private:
             const bool was_awaiting = std::exchange(t.awaiting, false);
             if (r.present) {
                 const auto& a = *loaded[i];
-                // Its last attempt's outcome is lost (cut by the crash, or forgotten by a power cut).
+                // Its last attempt's outcome is lost (cut by the crash, or forgotten by a power
+                // cut, perhaps back into an earlier lifecycle): one more attempt is tolerated
+                // unless `count_cut_attempts`.
                 if (r.st == action_state::pending && a.attempts > 0 &&
                     (was_awaiting || t.st != state::pending || a.attempts != t.attempts))
-                    ++t.cut;
+                    t.cut = std::max(t.cut + 1, a.attempts - cfg_.max_retries);
                 const auto st = r.st == action_state::dead ? state::dead : state::pending;
                 if (st != t.st || a.attempts < t.attempts || a.sequence != t.sequence) {
                     if (power_loss_) t.rolled_back = true;
@@ -1932,8 +1934,10 @@ private:
                 return fail("outcome", n + "'s dead_letter carries another response than the transport's");
             last_failed_ = true;
         } else if (!(e.error == make_error_code(errc::key_expired) && cfg_.idempotency_key_lifetime.count() > 0 &&
-                     e.time - t.created_at > cfg_.idempotency_key_lifetime)) {
-            return fail("lifecycle", n + " dead-lettered without an attempt and without an expired key");
+                     e.time - t.created_at > cfg_.idempotency_key_lifetime) &&
+                   !(e.error == make_error_code(errc::max_retries_exceeded) && t.attempts >= cfg_.max_retries + 1 &&
+                     t.cut > 0)) {
+            return fail("lifecycle", n + " dead-lettered without an attempt, an expired key or a spent budget");
         }
         t.awaiting = false;
         t.st = t.evicted ? state::removed : state::dead;
@@ -1947,6 +1951,9 @@ private:
     {
         if (cfg_.idempotency_key_lifetime.count() > 0 && clock_.now() - created_at > cfg_.idempotency_key_lifetime)
             return std::nullopt;
+        // Attempts cut short by crashes count too: once they spend the budget, the action is dead
+        // (max_retries_exceeded) whatever the lost outcome was, rather than sent once too often.
+        if (attempts >= cfg_.max_retries + 1 && t.cut > 0) return std::nullopt;
         if (!t.last_outcome || t.last_outcome_attempt != attempts) return "without an attempt or an expired key";
         const auto kind = outcome_of(*t.last_outcome);
         if (kind == outcome_kind::permanent) return std::nullopt;
