@@ -1,8 +1,8 @@
 #ifndef SYNCVAULT_HPP
 #define SYNCVAULT_HPP
 
-// Everything in syncvault that needs only Boost. libcurl's `curl_transport` (and the `vault`
-// alias over it) and `sqlite_storage` have their own headers and CMake targets.
+// Everything in syncvault that needs only Boost (and POSIX). libcurl's `curl_transport` (and the
+// `vault` alias over it) and `sqlite_storage` have their own headers and CMake targets.
 
 #include <syncvault/action.hpp>
 #include <syncvault/config.hpp>
@@ -15,11 +15,14 @@
 #include <syncvault/concepts/storage.hpp>
 #include <syncvault/concepts/transport.hpp>
 
+#include <syncvault/background_sync.hpp>
 #include <syncvault/basic_vault.hpp>
 #include <syncvault/body.hpp>
 
 #include <syncvault/connectivity/manual_connectivity.hpp>
+#include <syncvault/connectivity/polling_connectivity.hpp>
 #include <syncvault/retry/jittered_backoff.hpp>
+#include <syncvault/storage/file_journal.hpp>
 #include <syncvault/storage/memory_storage.hpp>
 
 #include <syncvault/ui/event_tracker.hpp>
@@ -28,5 +31,7 @@
 
 #include <syncvault/testing/fake_clock.hpp>
 #include <syncvault/testing/fake_transport.hpp>
+#include <syncvault/testing/simulation.hpp>
+#include <syncvault/testing/storage_laws.hpp>
 
 #endif
