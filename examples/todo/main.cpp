@@ -114,8 +114,8 @@ public:
     /** Opens the vault over the journal (again, after `close`) and starts syncing. */
     void open()
     {
-        vault_.emplace(cfg_, std::nullopt, std::nullopt, std::nullopt,
-                       syncvault::jittered_backoff({.base = 250ms, .cap = 2s}));
+        vault_.emplace(cfg_, syncvault::curl_transport(cfg_), syncvault::file_journal(cfg_),
+                       syncvault::polling_connectivity(cfg_), syncvault::jittered_backoff({.base = 250ms, .cap = 2s}));
         status_ = syncvault::status_watcher{*vault_, [this](sync_status s) { on_status(s); }};
         for (auto& [id, it] : items_) track(it);
         sync_.emplace(*vault_);

@@ -144,26 +144,23 @@ public:
      * Throws `std::invalid_argument` naming a bad config field, `std::system_error` when the
      * storage cannot be opened (`errc::storage_locked` if another vault holds it).
      */
-    explicit basic_vault(vault_config cfg, std::optional<Transport> transport = {},
-                         std::optional<Storage> storage = {}, std::optional<Connectivity> connectivity = {},
-                         std::optional<RetryPolicy> retry = {}, std::optional<Clock> clock = {})
-        : config_(checked(std::move(cfg))),
-          base_url_(detail::checked_base_url(config_.base_url)),
-          transport_(take_or_build(std::move(transport), config_)),
-          storage_(take_or_build(std::move(storage), config_)),
-          connectivity_(take_or_build(std::move(connectivity), config_)),
-          retry_(take_or_build(std::move(retry), config_)),
-          clock_(take_or_build(std::move(clock), config_)),
-          events_(std::make_shared<detail::event_hub>(config_.dispatch)),
-          wake_(std::make_shared<detail::wake_hub>())
+    explicit basic_vault(vault_config cfg) : basic_vault(validated(std::move(cfg))) {}
+    basic_vault(vault_config cfg, Transport t) : basic_vault(validated(std::move(cfg)), std::move(t)) {}
+    basic_vault(vault_config cfg, Transport t, Storage s)
+        : basic_vault(validated(std::move(cfg)), std::move(t), std::move(s))
     {
-        load();
-        if constexpr (notifying_connectivity<Connectivity>) {
-            // Holds the wake hub, not `this`: a late notification after destruction is harmless.
-            connectivity_.set_change_handler([wake = wake_](bool online) {
-                if (online) wake->notify();
-            });
-        }
+    }
+    basic_vault(vault_config cfg, Transport t, Storage s, Connectivity c)
+        : basic_vault(validated(std::move(cfg)), std::move(t), std::move(s), std::move(c))
+    {
+    }
+    basic_vault(vault_config cfg, Transport t, Storage s, Connectivity c, RetryPolicy r)
+        : basic_vault(validated(std::move(cfg)), std::move(t), std::move(s), std::move(c), std::move(r))
+    {
+    }
+    basic_vault(vault_config cfg, Transport t, Storage s, Connectivity c, RetryPolicy r, Clock k)
+        : basic_vault(validated(std::move(cfg)), std::move(t), std::move(s), std::move(c), std::move(r), std::move(k))
+    {
     }
 
     basic_vault(const basic_vault&) = delete;
@@ -398,6 +395,51 @@ public:
 private:
     // ---- construction -----------------------------------------------------------------------
 
+    /** A config that passed every check, so no policy is built (no file created) from a bad one. */
+    struct validated {
+        explicit validated(vault_config c) : cfg(checked(std::move(c))), base_url(detail::checked_base_url(cfg.base_url))
+        {
+        }
+        vault_config cfg;
+        std::string base_url;
+    };
+
+    // Each constructor builds the next missing policy from the config and delegates; `v` is only
+    // moved from in the last one, so reading `v.cfg` in these argument lists is safe.
+    explicit basic_vault(validated&& v) : basic_vault(std::move(v), build<Transport>(v.cfg)) {}
+    basic_vault(validated&& v, Transport t) : basic_vault(std::move(v), std::move(t), build<Storage>(v.cfg)) {}
+    basic_vault(validated&& v, Transport t, Storage s)
+        : basic_vault(std::move(v), std::move(t), std::move(s), build<Connectivity>(v.cfg))
+    {
+    }
+    basic_vault(validated&& v, Transport t, Storage s, Connectivity c)
+        : basic_vault(std::move(v), std::move(t), std::move(s), std::move(c), build<RetryPolicy>(v.cfg))
+    {
+    }
+    basic_vault(validated&& v, Transport t, Storage s, Connectivity c, RetryPolicy r)
+        : basic_vault(std::move(v), std::move(t), std::move(s), std::move(c), std::move(r), build<Clock>(v.cfg))
+    {
+    }
+    basic_vault(validated&& v, Transport t, Storage s, Connectivity c, RetryPolicy r, Clock k)
+        : config_(std::move(v.cfg)),
+          base_url_(std::move(v.base_url)),
+          transport_(std::move(t)),
+          storage_(std::move(s)),
+          connectivity_(std::move(c)),
+          retry_(std::move(r)),
+          clock_(std::move(k)),
+          events_(std::make_shared<detail::event_hub>(config_.dispatch)),
+          wake_(std::make_shared<detail::wake_hub>())
+    {
+        load();
+        if constexpr (notifying_connectivity<Connectivity>) {
+            // Holds the wake hub, not `this`: a late notification after destruction is harmless.
+            connectivity_.set_change_handler([wake = wake_](bool online) {
+                if (online) wake->notify();
+            });
+        }
+    }
+
     static vault_config checked(vault_config cfg)
     {
         auto fail = [](const char* field, const char* why) {
@@ -417,10 +459,10 @@ private:
         return cfg;
     }
 
+    /** A policy not given: built from the config when it can be, else default-constructed. */
     template <class P>
-    static P take_or_build(std::optional<P>&& given, const vault_config& cfg)
+    static P build(const vault_config& cfg)
     {
-        if (given) return std::move(*given);
         if constexpr (std::is_constructible_v<P, const vault_config&>)
             return P(cfg);
         else

@@ -61,7 +61,8 @@ syncvault::jittered_backoff quick_backoff()
 
 net_vault make_vault(const syncvault::vault_config& cfg)
 {
-    return net_vault(cfg, std::nullopt, std::nullopt, std::nullopt, quick_backoff());
+    return net_vault(cfg, syncvault::curl_transport(cfg), syncvault::file_journal(cfg), syncvault::polling_connectivity(cfg),
+                     quick_backoff());
 }
 
 /** Waits for a real-network outcome, up to a generous bound. */

@@ -319,7 +319,7 @@ TEST_CASE("sqlite_storage checks the schema version on open", "[storage][sqlite]
     CHECK(ids_of(load(s)) == std::vector<std::string>{"kept"});
 }
 
-TEST_CASE("sqlite_storage is held exclusively; a locked database gives storage_locked and loses nothing",
+TEST_CASE("sqlite_storage is held exclusively, a locked database gives storage_locked and loses nothing",
           "[storage][sqlite][lock]")
 {
     syncvault_tests::temp_dir dir("sqlite-lock");

@@ -238,7 +238,7 @@ TEST_CASE("status_watcher: destroyed from inside its own render", "[ui][status_w
     CHECK_FALSE(w.has_value());
 }
 
-TEST_CASE("status_watcher: moves keep the subscription; assignment ends the old one", "[ui][status_watcher]")
+TEST_CASE("status_watcher: moves keep the subscription, assignment ends the old one", "[ui][status_watcher]")
 {
     rig r{false};
     int first = 0, second = 0;
@@ -339,7 +339,7 @@ TEST_CASE("event_tracker: destroyed from inside its own render", "[ui][event_tra
     CHECK_FALSE(t.has_value());
 }
 
-TEST_CASE("event_tracker: moved, it keeps tracking; moved-from is empty", "[ui][event_tracker]")
+TEST_CASE("event_tracker: moved, it keeps tracking, moved-from is empty", "[ui][event_tracker]")
 {
     rig r{false};
     const auto id = r.queue("a");

@@ -185,7 +185,7 @@ TEMPLATE_TEST_CASE("requeue starts a new lifecycle at the tail with attempts res
     CHECK(requests[2].url == "http://api.test/v1/a");
 }
 
-TEST_CASE("drop_dead_letter forgets it; unknown ids are refused", "[vault][dead_letter]")
+TEST_CASE("drop_dead_letter forgets it, unknown ids are refused", "[vault][dead_letter]")
 {
     rig<> r;
     r.net.respond(404);
@@ -251,7 +251,7 @@ TEST_CASE("retry table: every row", "[vault][retry]")
     }
 }
 
-TEST_CASE("backoff: next attempt follows the retry policy; poll says when", "[vault][retry]")
+TEST_CASE("backoff: next attempt follows the retry policy, poll says when", "[vault][retry]")
 {
     rig<> r;
     r.cfg.max_retries = 5;
@@ -399,7 +399,7 @@ TEST_CASE("a generated key is a UUIDv4, sent on every attempt and kept across re
     CHECK(header_value(requests[1], "Idempotency-Key") == key);
 }
 
-TEST_CASE("the key header name is configurable; a key given as a header is used as the key", "[vault][idempotency]")
+TEST_CASE("the key header name is configurable, a key given as a header is used as the key", "[vault][idempotency]")
 {
     rig<> r;
     r.cfg.idempotency_header = "X-Request-Id";
@@ -463,7 +463,7 @@ TEST_CASE("status is syncing while a transfer runs", "[vault][status]")
 
 // ---- restarts ---------------------------------------------------------------------------------
 
-TEMPLATE_TEST_CASE("attempts and next-attempt time survive a restart; no second queued event", "[vault][restart]", VAULT_STORAGES)
+TEMPLATE_TEST_CASE("attempts and next-attempt time survive a restart, no second queued event", "[vault][restart]", VAULT_STORAGES)
 {
     rig<TestType> r;
     r.net.respond(503).respond(503);
@@ -640,7 +640,7 @@ TEST_CASE("invalid config throws at construction naming the field", "[vault][con
 
 // ---- GET and HEAD -----------------------------------------------------------------------------
 
-TEST_CASE("GET/HEAD: sent when online, not actions; fail fast offline unless asked to queue", "[vault][get]")
+TEST_CASE("GET/HEAD: sent when online, not actions, fail fast offline unless asked to queue", "[vault][get]")
 {
     rig<> r;
     r.net.respond(200, {}, "[1,2]");
@@ -666,7 +666,7 @@ TEST_CASE("GET/HEAD: sent when online, not actions; fail fast offline unless ask
 
 // ---- secrets ----------------------------------------------------------------------------------
 
-TEST_CASE("sensitive headers are sent but never stored; before_send refreshes a token per attempt", "[vault][secrets]")
+TEST_CASE("sensitive headers are sent but never stored, before_send refreshes a token per attempt", "[vault][secrets]")
 {
     rig<> r;
     int token = 0;
@@ -707,7 +707,7 @@ TEST_CASE("after a restart only before_send can supply sensitive headers", "[vau
 
 // ---- write-ahead --------------------------------------------------------------------------------
 
-TEST_CASE("write-ahead: durable before the first attempt; off: stored only if it must wait", "[vault][write_ahead]")
+TEST_CASE("write-ahead: durable before the first attempt, off: stored only if it must wait", "[vault][write_ahead]")
 {
     for (bool write_ahead : {true, false}) {
         CAPTURE(write_ahead);
@@ -744,7 +744,7 @@ TEST_CASE("an action older than the key lifetime is dead-lettered, not replayed"
 
 // ---- event filters and dispatch ---------------------------------------------------------------
 
-TEST_CASE("events_for and events_for_key filter; subscriptions end when destroyed", "[vault][events]")
+TEST_CASE("events_for and events_for_key filter, subscriptions end when destroyed", "[vault][events]")
 {
     rig<> r;
     auto v = r.make(false);
