@@ -8,13 +8,14 @@
 #           of the build tree and of add_subdirectory, the Conan recipe and its test_package
 #   asan    ASan+UBSan (clang): the unit tests and, once it exists, syncvault_storage_tests
 #   tsan    TSan (clang): the unit tests tagged [thread]
+#   fuzz    libFuzzer (clang, ASan+UBSan): each target over its corpus for FUZZ_SECONDS (15)
 #   format  clang-format check of the files scripts/format-check.sh lists
 #
 # STAGES="clang tsan" bash scripts/test.sh runs some stages only (default: all, in this order).
 # The other stages build in $BUILD_ROOT/<stage> (default build/<stage>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stages=" ${STAGES:-gcc clang asan tsan format} "
+stages=" ${STAGES:-gcc clang asan tsan fuzz format} "
 root=${BUILD_ROOT:-build}
 summary=()
 want() { [[ "$stages" == *" $1 "* ]]; }
@@ -77,6 +78,12 @@ if want tsan; then
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
         "$build/tests/syncvault_unit_tests" "[thread]" --reporter compact
     took "stage tsan ([thread] tests)" $((SECONDS - start))
+fi
+
+if want fuzz; then
+    start=$SECONDS
+    FUZZ_BUILD_DIR=$root/fuzz FUZZ_SECONDS=${FUZZ_SECONDS:-15} bash scripts/fuzz.sh
+    took "stage fuzz (journal reader, Retry-After, JSON bodies, paths)" $((SECONDS - start))
 fi
 
 if want format; then
