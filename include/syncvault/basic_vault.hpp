@@ -652,7 +652,8 @@ private:
         lock.unlock();
         events_->deliver();
         wake_->notify();
-        if (attempt.kind == outcome_kind::retry) return send_result::queued(a.id);
+        // Not attempted (the attempt could not be recorded) or worth a retry: it waits in the queue.
+        if (attempt.kind == outcome_kind::retry || attempt.stalled) return send_result::queued(a.id);
         if (attempt.response) return send_result::sent(std::move(*attempt.response), a.id);
         return send_result::failed(attempt.error, a.id);
     }
