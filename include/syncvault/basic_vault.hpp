@@ -693,34 +693,37 @@ private:
      */
     attempt_outcome attempt_head(std::unique_lock<std::mutex>& lock)
     {
-        sync_action a = queue_.front();
+        // Worked on in place: `busy_` keeps every other drain off the head, and only its id is
+        // needed after the lock is released (clear_queue may remove it meanwhile).
+        sync_action& head = queue_.front();
         const auto now = clock_.now();
-        if (config_.idempotency_key_lifetime.count() > 0 && now - a.created_at > config_.idempotency_key_lifetime) {
+        if (config_.idempotency_key_lifetime.count() > 0 && now - head.created_at > config_.idempotency_key_lifetime) {
             // Replaying after the server may have forgotten the key risks a duplicate effect.
-            to_dead_letter(a, std::nullopt, errc::key_expired);
+            to_dead_letter(head, std::nullopt, errc::key_expired);
             return {outcome_kind::permanent, std::nullopt, errc::key_expired};
         }
 
-        if (a.attempts > config_.max_retries) {
+        if (head.attempts > config_.max_retries) {
             // Its budget went on attempts cut short by crashes (persisted, no outcome): an action
             // that kills the process each time it is sent must not be retried forever.
-            to_dead_letter(a, std::nullopt, errc::max_retries_exceeded);
+            to_dead_letter(head, std::nullopt, errc::max_retries_exceeded);
             return {outcome_kind::permanent, std::nullopt, make_error_code(errc::max_retries_exceeded)};
         }
-        ++a.attempts;
-        const bool unsaved = a.id == unsaved_id_;
-        if (!unsaved && store(a)) {  // the attempt count is persisted before the attempt
-            add_diagnostic({errc::storage_failed, "could not record an attempt of action " + a.id});
+        ++head.attempts;
+        const bool unsaved = head.id == unsaved_id_;
+        if (!unsaved && store(head)) {  // the attempt count is persisted before the attempt
+            --head.attempts;
+            add_diagnostic({errc::storage_failed, "could not record an attempt of action " + head.id});
             attempt_outcome stalled;
             stalled.stalled = true;
             stalled.error = errc::storage_failed;
             return stalled;
         }
-        queue_.front().attempts = a.attempts;
-        in_flight_id_ = a.id;
-        publish_event(a, sync_event_status::started, a.attempts);
+        const std::string id = head.id;
+        in_flight_id_ = id;
+        publish_event(head, sync_event_status::started, head.attempts);
         update_status();
-        http_request request = build_request(a);
+        http_request request = build_request(head);
         lock.unlock();
         events_->deliver();
 
@@ -729,7 +732,7 @@ private:
 
         lock.lock();
         in_flight_id_.clear();
-        const bool cleared = queue_.empty() || queue_.front().id != a.id;
+        const bool cleared = queue_.empty() || queue_.front().id != id;
         if (cleared) {  // clear_queue ran meanwhile: the action is gone, and so are its events
             if (unsaved) unsaved_id_.clear();
             update_status();
@@ -747,56 +750,55 @@ private:
         return retry_.classify(outcome);
     }
 
-    /** Applies an attempt's outcome to the head action `a` (lock held). */
+    /** Applies an attempt's outcome to `head`, the queue's front (lock held). */
     attempt_outcome settle(sync_action& head, result<http_response> outcome, bool unsaved)
     {
-        sync_action a = head;
         const auto kind = classify(outcome);
         std::optional<http_response> response;
         std::error_code error;
         if (outcome) response = std::move(*outcome);
         else error = outcome.error();
-        a.last_status = response ? response->status : 0;
-        a.last_error = error && error.category() == error_category() ? error.value()
-                       : error                                       ? int(errc::connection_failed)
-                                                                     : 0;
+        head.last_status = response ? response->status : 0;
+        head.last_error = error && error.category() == error_category() ? error.value()
+                          : error                                       ? int(errc::connection_failed)
+                                                                        : 0;
 
         if (kind == outcome_kind::success) {
+            sync_action done = std::move(head);
+            queue_.pop_front();
             {
                 std::lock_guard storage_lock(storage_mutex_);
-                if (!unsaved) (void)storage_.remove(a.id);  // lazily synced: a replay is harmless
+                if (!unsaved) (void)storage_.remove(done.id);  // lazily synced: a replay is harmless
             }
-            queue_.pop_front();
-            forget(a);
+            forget(done);
             last_attempt_failed_ = false;
-            publish_event(a, sync_event_status::success, a.attempts, response);
+            publish_event(done, sync_event_status::success, done.attempts, response);
             update_status();
             return {kind, std::move(response), {}};
         }
 
         last_attempt_failed_ = true;
         if (kind == outcome_kind::permanent) {
-            to_dead_letter(a, response, error);
+            to_dead_letter(head, response, error);
             return {kind, std::move(response), error};
         }
-        if (a.attempts > config_.max_retries) {
-            to_dead_letter(a, response, errc::max_retries_exceeded);
+        if (head.attempts > config_.max_retries) {
+            to_dead_letter(head, response, errc::max_retries_exceeded);
             return {outcome_kind::permanent, std::move(response), make_error_code(errc::max_retries_exceeded)};
         }
 
-        a.next_attempt_at = clock_.now() + retry_delay(a, response);
+        head.next_attempt_at = clock_.now() + retry_delay(head, response);
         if (unsaved) {
             // write_ahead off: the action reaches storage only now that it must wait.
-            if (store(a)) {
-                to_dead_letter(a, response, errc::storage_failed);
+            if (store(head)) {
+                to_dead_letter(head, response, errc::storage_failed);
                 return {outcome_kind::permanent, std::move(response), make_error_code(errc::storage_failed)};
             }
             unsaved_id_.clear();
         } else {
-            (void)store(a);  // a lost next-attempt time only makes the retry come sooner
+            (void)store(head);  // a lost next-attempt time only makes the retry come sooner
         }
-        head = a;
-        publish_event(a, sync_event_status::failed, a.attempts, response, error);
+        publish_event(head, sync_event_status::failed, head.attempts, response, error);
         update_status();
         return {kind, std::move(response), error};
     }

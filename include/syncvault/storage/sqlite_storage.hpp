@@ -371,8 +371,8 @@ private:
                 fail_open(rc, what);
         }
 
-        // The first column of the first row of `sql`, as an integer or as text.
-        std::int64_t open_query_int(const char* sql, std::string_view what)
+        // `sql` prepared and stepped to its first row (a missing row is an open failure).
+        detail::sqlite_stmt open_query(const char* sql, std::string_view what)
         {
             sqlite3_stmt* raw = nullptr;
             if (int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr); rc != SQLITE_OK)
@@ -380,18 +380,19 @@ private:
             detail::sqlite_stmt s(raw);
             int rc = sqlite3_step(raw);
             if (rc != SQLITE_ROW) fail_open(rc == SQLITE_DONE ? SQLITE_OK : rc, what);
-            return sqlite3_column_int64(raw, 0);
+            return s;
+        }
+
+        // The first column of the first row of `sql`, as an integer or as text.
+        std::int64_t open_query_int(const char* sql, std::string_view what)
+        {
+            return sqlite3_column_int64(open_query(sql, what).get(), 0);
         }
 
         std::string open_query_text(const char* sql, std::string_view what)
         {
-            sqlite3_stmt* raw = nullptr;
-            if (int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr); rc != SQLITE_OK)
-                fail_open(rc, what);
-            detail::sqlite_stmt s(raw);
-            int rc = sqlite3_step(raw);
-            if (rc != SQLITE_ROW) fail_open(rc == SQLITE_DONE ? SQLITE_OK : rc, what);
-            const auto* text = sqlite3_column_text(raw, 0);
+            auto s = open_query(sql, what);
+            const auto* text = sqlite3_column_text(s.get(), 0);
             return text ? std::string(reinterpret_cast<const char*>(text)) : std::string{};
         }
 
