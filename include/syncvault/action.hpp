@@ -118,6 +118,14 @@ struct sync_action {
     std::chrono::system_clock::time_point next_attempt_at{};  ///< not before this
     int last_status = 0;          ///< HTTP status of the last attempt, 0 if none or no response
     int last_error = 0;           ///< `errc` value of the last failure, 0 if none
+    // Release 0.2 (SPEC 9). Storages keep these like every other field.
+    std::string lane;             ///< ordering lane (SPEC 9.2); empty: the default lane
+    std::string coalesce_key;     ///< later requests with this key may merge into it (SPEC 9.4)
+    std::vector<std::string> after;  ///< ids of actions that must succeed first (SPEC 9.4)
+    /// Attempts that got an HTTP answer. Fewer than `attempts` (once the current one settles)
+    /// means some attempt's outcome is unknown: a timeout, a dropped connection or a crash
+    /// (SPEC 9.3's rule for 409).
+    int answered = 0;
 
     friend bool operator==(const sync_action&, const sync_action&) = default;
 };

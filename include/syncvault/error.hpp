@@ -29,6 +29,9 @@ enum class errc {
     key_expired,           ///< older than `vault_config::idempotency_key_lifetime`
     cancelled,             ///< the transfer was aborted (shutdown)
     invalid_config,        ///< a `vault_config` field is unusable
+    dependency_failed,     ///< an action it waited for (`after`, `response_ref`) failed or was cancelled
+    evicted,               ///< removed to make room (`overflow_policy::drop_oldest`)
+    tls_failed,            ///< TLS handshake or peer verification failed (retryable)
 };
 
 namespace detail {
@@ -52,6 +55,9 @@ public:
         case errc::key_expired: return "idempotency key lifetime exceeded";
         case errc::cancelled: return "cancelled";
         case errc::invalid_config: return "invalid configuration";
+        case errc::dependency_failed: return "an action it depends on failed";
+        case errc::evicted: return "evicted to make room in the queue";
+        case errc::tls_failed: return "TLS handshake or certificate verification failed";
         }
         return "unknown syncvault error";
     }

@@ -31,7 +31,7 @@ inline boost::json::object encode_action(const sync_action& a)
     boost::json::array headers;
     headers.reserve(a.headers.size());
     for (const auto& h : a.headers) headers.push_back(boost::json::array{h.name, h.value});
-    return {
+    boost::json::object o{
         {"id", a.id},
         {"method", to_string(a.method)},
         {"path", a.path},
@@ -46,6 +46,17 @@ inline boost::json::object encode_action(const sync_action& a)
         {"status", a.last_status},
         {"error", a.last_error},
     };
+    // 0.2 fields, written only when set: records stay compact and 0.1 records read back as is.
+    if (!a.lane.empty()) o["lane"] = a.lane;
+    if (!a.coalesce_key.empty()) o["coalesce"] = a.coalesce_key;
+    if (!a.after.empty()) {
+        boost::json::array after;
+        after.reserve(a.after.size());
+        for (const auto& id : a.after) after.push_back(boost::json::string(id));
+        o["after"] = std::move(after);
+    }
+    if (a.answered != 0) o["answered"] = a.answered;
+    return o;
 }
 
 inline std::string serialize_action(const sync_action& a)
@@ -87,7 +98,9 @@ inline result<sync_action> decode_action(const boost::json::value& v)
     // Out-of-range numbers are damage, not values to convert (time points overflow past 2262).
     constexpr std::int64_t max_ms = 9'000'000'000'000;  // ~2255: system_clock counts ns in 64 bits
     auto in_int = [](std::int64_t v) { return v >= 0 && v <= INT32_MAX; };
-    if (!in_int(*attempts) || !in_int(*status) || !in_int(*error) || *seq < 0 || *created < -max_ms ||
+    // A status is whatever a transport reported (a user's may say -1): any int is a value.
+    auto any_int = [](std::int64_t v) { return v >= INT32_MIN && v <= INT32_MAX; };
+    if (!in_int(*attempts) || !any_int(*status) || !any_int(*error) || *seq < 0 || *created < -max_ms ||
         *created > max_ms || *next < -max_ms || *next > max_ms)
         return corrupt;
 
@@ -110,6 +123,25 @@ inline result<sync_action> decode_action(const boost::json::value& v)
     a.next_attempt_at = from_epoch_ms(*next);
     a.last_status = static_cast<int>(*status);
     a.last_error = static_cast<int>(*error);
+    if (auto* lane = o->if_contains("lane")) {
+        if (!lane->is_string()) return corrupt;
+        a.lane = lane->get_string();
+    }
+    if (auto* coalesce = o->if_contains("coalesce")) {
+        if (!coalesce->is_string()) return corrupt;
+        a.coalesce_key = coalesce->get_string();
+    }
+    if (auto* after = o->if_contains("after")) {
+        if (!after->is_array()) return corrupt;
+        for (const auto& id : after->get_array()) {
+            if (!id.is_string()) return corrupt;
+            a.after.emplace_back(id.get_string());
+        }
+    }
+    if (auto* f = o->if_contains("answered")) {
+        if (!f->is_int64() || !in_int(f->get_int64())) return corrupt;
+        a.answered = static_cast<int>(f->get_int64());
+    }
     return a;
 }
 
