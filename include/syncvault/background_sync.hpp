@@ -70,7 +70,11 @@ public:
     {
         // The callback holds the shared part only: a wake still running on another thread
         // while this object dies touches nothing that is gone.
-        wake_subscription_ = vault_.on_wake([s = s_] { s->wake(); });
+        // As the vault's driver where it offers that: it then refuses to die before this object.
+        if constexpr (requires { vault_.attach_driver([] {}); })
+            wake_subscription_ = vault_.attach_driver([s = s_] { s->wake(); });
+        else
+            wake_subscription_ = vault_.on_wake([s = s_] { s->wake(); });
         worker_ = std::jthread([this](std::stop_token stop) { run(stop); });
     }
 

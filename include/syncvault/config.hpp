@@ -71,6 +71,9 @@ struct vault_config {
     std::chrono::milliseconds idempotency_key_lifetime{0};
     /// Problems a policy recovered from (corrupt records set aside...), as they are found.
     std::function<void(const diagnostic&)> on_diagnostic{};
+    /// At most this many transfers at once, at most one per lane (SPEC 9.2). A transport that
+    /// does not declare `thread_safe` is still never called concurrently.
+    std::size_t max_in_flight = 1;
 
     // Read by the reference policies that are built from the config:
     durability storage_durability = durability::per_record;  ///< file_journal, sqlite_storage
@@ -89,6 +92,9 @@ struct request_options {
     std::string idempotency_key{};   ///< empty: a UUIDv4 is generated for mutating requests
     std::vector<header> headers{};
     bool queue_if_offline = false;  ///< GET/HEAD only: queue as an action instead of `offline`
+    /// Ordering lane (SPEC 9.2): actions leave each lane in order; lanes do not wait for each
+    /// other. Empty: the default lane. At most `vault_config::max_key_bytes`, no control characters.
+    std::string lane{};
 };
 
 } // namespace syncvault
