@@ -41,6 +41,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -193,26 +194,7 @@ public:
      * the next work is due; nothing when only an outside event (a new action, connectivity
      * coming back, a transfer ending) can create work.
      */
-    next_wake poll()
-    {
-        next_wake probe = tick();
-        drain(true);
-        // A network failure during the drain may have just turned connectivity offline: ask
-        // again, or nothing would wake us for the probe that brings it back.
-        if (!online()) probe = tick();
-        const auto t = now();
-        const bool is_online = online();
-        std::lock_guard lock(mutex_);
-        next_wake due;
-        if (is_online) due = machine_.next_due(t, cap());
-        // A connectivity that can neither notify nor probe: look again after a while, or a
-        // queue waiting for the network would wait forever.
-        if constexpr (!notifying_connectivity<Connectivity> && !probing_connectivity<Connectivity>)
-            if (!is_online && machine_.has_committed_work()) due = t + config_.probe_interval;
-        if (!due) return probe;
-        if (!probe) return due;
-        return std::min(*due, *probe);
-    }
+    next_wake poll();
 
     std::size_t pending_count() const
     {
@@ -232,33 +214,7 @@ public:
      * outcome is ignored). Synced before it returns: a power cut does not bring them back. On a
      * storage failure it stops, returns the error, and the actions not yet removed stay queued.
      */
-    std::error_code clear_queue()
-    {
-        std::error_code failed;
-        {
-            std::lock_guard slock(storage_mutex_);
-            std::vector<detail::queue_machine::listed> listed;
-            {
-                std::lock_guard lock(mutex_);
-                listed = machine_.committed();
-            }
-            for (const auto& item : listed) {
-                if (item.durable)
-                    if (auto e = remove_guarded(item.id)) {
-                        failed = e;
-                        break;
-                    }
-                std::lock_guard lock(mutex_);
-                machine_.clear_one(item.sequence);
-            }
-            if (auto e = flush_guarded(); e && !failed) failed = e;
-            std::lock_guard lock(mutex_);
-            if (!failed) machine_.cleared();
-            update_status();
-        }
-        events_->deliver();
-        return failed;
-    }
+    std::error_code clear_queue();
 
     sync_status status() const
     {
@@ -280,48 +236,10 @@ public:
      * lifecycle: `queued` again), synced before it returns. False when no such dead letter
      * exists, when another pending action holds its idempotency key, or when storage fails.
      */
-    bool requeue(std::string_view action_id)
-    {
-        {
-            std::lock_guard slock(storage_mutex_);
-            std::unique_lock lock(mutex_);
-            auto candidate = machine_.requeue_candidate(action_id);
-            if (!candidate) return false;
-            const sync_action dead = candidate->action;
-            const auto seq = machine_.admit_requeue(std::move(*candidate), now());
-            lock.unlock();
-            auto failed = save_guarded(machine_.action(seq));  // the admitted entry is ours alone
-            if (!failed) {
-                failed = flush_guarded();
-                if (failed) (void)save_guarded(dead);  // not synced: put the dead letter back
-            }
-            lock.lock();
-            if (failed) {
-                machine_.abort(seq);
-                return false;
-            }
-            machine_.drop_dead(action_id);
-            detail::outbox out;
-            machine_.commit(seq, true, out);
-            publish(out);
-        }
-        events_->deliver();
-        wake_->notify();
-        return true;
-    }
+    bool requeue(std::string_view action_id);
 
     /** Forgets a dead letter, synced before it returns. False when there is none, or storage fails. */
-    bool drop_dead_letter(std::string_view action_id)
-    {
-        std::lock_guard slock(storage_mutex_);
-        {
-            std::lock_guard lock(mutex_);
-            if (!machine_.has_dead(action_id)) return false;
-        }
-        if (remove_guarded(action_id) || flush_guarded()) return false;
-        std::lock_guard lock(mutex_);
-        return machine_.drop_dead(action_id);
-    }
+    bool drop_dead_letter(std::string_view action_id);
 
     // --- observing -------------------------------------------------------------------------
 
@@ -464,20 +382,7 @@ private:
             return P{};
     }
 
-    void load()
-    {
-        auto loaded = storage_.load_all();
-        if (!loaded) throw std::system_error(loaded.error(), "syncvault: cannot load the queue from storage");
-        for (const auto& id : machine_.load(std::move(*loaded), now(), cap())) (void)detail::remove_guarded(storage_, id);
-        if constexpr (diagnosing_storage<Storage>) {
-            for (auto& d : storage_.take_diagnostics()) {
-                diagnostics_.push_back(d);
-                if (config_.on_diagnostic) events_->publish([fn = config_.on_diagnostic, d] { fn(d); });
-            }
-            events_->deliver();
-        }
-        published_status_ = machine_.status();
-    }
+    void load();
 
     // ---- requests ---------------------------------------------------------------------------
 
@@ -489,16 +394,7 @@ private:
         return enqueue(std::move(*made));
     }
 
-    send_result read(http_method method, std::string_view path, const request_options& opts)
-    {
-        if (!online() && opts.queue_if_offline) return mutate(method, path, nullptr, opts);
-        auto request = detail::make_read(method, path, opts, base_url_, config_);
-        if (!request) return send_result::failed(request.error());
-        if (!online()) return send_result::failed(errc::offline);
-        auto outcome = transfer(*request);
-        if (!outcome) return send_result::failed(outcome.error());
-        return send_result::sent(std::move(*outcome));
-    }
+    send_result read(http_method method, std::string_view path, const request_options& opts);
 
     /** Undoes an admission unless committed: an exception or a failed write leaves no trace. */
     class admission_guard {
@@ -524,60 +420,7 @@ private:
         bool armed_ = true;
     };
 
-    send_result enqueue(detail::new_action n)
-    {
-        const std::string id = n.action.id;
-        const bool may_send_now = online();
-        detail::queue_machine::admission admitted;
-        const sync_action* action = nullptr;
-        {
-            std::unique_lock lock(mutex_);
-            // The same key being written by another caller: wait for its outcome, so a failed
-            // write is never reported to us as queued.
-            while ((admitted = machine_.admit(n, now(), may_send_now)).status ==
-                   detail::queue_machine::admit_status::key_being_written)
-                written_.wait(lock);
-            if (admitted.status == detail::queue_machine::admit_status::duplicate)
-                return send_result::queued(std::move(admitted.existing_id));
-            if (admitted.status == detail::queue_machine::admit_status::full)
-                return send_result::failed(errc::queue_full);
-            action = &machine_.action(admitted.sequence);  // uncommitted: ours alone until commit
-        }
-        const auto seq = admitted.sequence;
-        std::optional<head_claim> claim;
-        if (admitted.send_now) claim.emplace(*this, seq);  // claimed by admit: released on every path
-        admission_guard guard(*this, seq);
-
-        const bool persist = config_.write_ahead || !admitted.send_now;
-        std::error_code failed;
-        if (persist) {
-            // A thread-safe storage takes concurrent inserts (they share one sync); inserts of
-            // new ids cannot conflict with the vault's other writes.
-            std::unique_lock slock(storage_mutex_, std::defer_lock);
-            if constexpr (!thread_safe_storage<Storage>) slock.lock();
-            failed = detail::save_guarded(storage_, *action);
-        }
-        if (failed) return send_result::failed(make_error_code(errc::storage_failed));
-        {
-            std::lock_guard lock(mutex_);
-            detail::outbox out;
-            machine_.commit(seq, persist, out);
-            guard.disarm();
-            publish(out);
-        }
-        written_.notify_all();
-        events_->deliver();
-        wake_->notify();
-        if (!claim) return send_result::queued(id);
-
-        auto report = attempt(seq);
-        claim.reset();
-        // Not attempted (storage could not record it, or a callback cleared it) or worth a
-        // retry: it waits in the queue (or is gone, as the caller's own callback decided).
-        if (!report.attempted || report.decision == detail::verdict::retry) return send_result::queued(id);
-        if (report.response) return send_result::sent(std::move(*report.response), id);
-        return send_result::failed(report.error, id);
-    }
+    send_result enqueue(detail::new_action n);
 
     // ---- attempts ---------------------------------------------------------------------------
 
@@ -612,175 +455,16 @@ private:
     };
 
     /** One attempt of the claimed head `seq`: record it, send it, settle it. */
-    attempt_report attempt(std::uint64_t seq)
-    {
-        detail::outbox out;
-        http_request request;
-        {
-            std::lock_guard slock(storage_mutex_);
-            std::unique_lock lock(mutex_);
-            const auto t = now();
-            const auto start = machine_.begin_attempt(seq, t, config_.idempotency_key_lifetime, config_.max_retries);
-            if (start == detail::queue_machine::start::gone) return {};
-            if (start != detail::queue_machine::start::go) {
-                const auto why = make_error_code(start == detail::queue_machine::start::expired ? errc::key_expired
-                                                                                                : errc::max_retries_exceeded);
-                auto write = machine_.dead_letter(seq, std::nullopt, why, out);
-                lock.unlock();
-                perform(write);
-                lock.lock();
-                publish(out);
-                lock.unlock();
-                events_->deliver();
-                return {true, false, detail::verdict::dead, std::nullopt, why};
-            }
-            const auto& entry = machine_.entry(seq);
-            if (entry.durable) {
-                // The attempt count is durable before the attempt (SPEC 3.8). The claim keeps
-                // everyone else off the entry while it is read outside the lock.
-                lock.unlock();
-                const auto failed = detail::save_guarded(storage_, entry.action);
-                lock.lock();
-                if (failed) {
-                    if (machine_.attempt_not_recorded(seq, t + storage_backoff()))
-                        add_diagnostic({failed, "could not record an attempt of action " + entry.action.id +
-                                                    "; storage is retried with backoff"});
-                    update_status();
-                    return {false, true, detail::verdict::retry, std::nullopt, {}};
-                }
-                machine_.storage_recovered();
-            }
-            machine_.attempt_started(seq, out);
-            request = detail::request_for(entry.action, entry.sensitive, base_url_, config_);
-            publish(out);
-        }
-        events_->deliver();
-
-        auto outcome = transfer(request);
-
-        attempt_report report{true, false, detail::verdict::retry, std::nullopt, {}};
-        {
-            std::lock_guard slock(storage_mutex_);
-            std::unique_lock lock(mutex_);
-            const auto kind = detail::classify_guarded(retry_, outcome);
-            auto decision = detail::decide(machine_.action(seq), kind, outcome, retry_, now(), config_.max_retries);
-            auto write = machine_.settle(seq, decision, outcome, out);
-            lock.unlock();
-            if (!perform(write)) {
-                // write_ahead off: the action had to reach storage to wait, and could not.
-                lock.lock();
-                out.events.clear();
-                decision = {detail::verdict::dead, {}, make_error_code(errc::storage_failed)};
-                std::optional<http_response> response;
-                if (outcome) response = *outcome;
-                write = machine_.dead_letter(seq, std::move(response), decision.error, out);
-                lock.unlock();
-                perform(write);
-            }
-            lock.lock();
-            publish(out);
-            report.decision = decision.what;
-            report.error = decision.error;
-        }
-        events_->deliver();
-        if (outcome) report.response = std::move(*outcome);
-        return report;
-    }
+    attempt_report attempt(std::uint64_t seq);
 
     /** Performs a write a transition asked for (storage_mutex_ held). False: a required insert failed. */
-    bool perform(const detail::storage_write& w)
-    {
-        using kind = detail::storage_write::kind;
-        std::error_code failed;
-        std::string what;
-        switch (w.what) {
-        case kind::none: break;
-        case kind::save_entry: {
-            const auto& a = machine_.action(w.sequence);  // claimed: ours alone
-            failed = detail::save_guarded(storage_, a);
-            if (w.insert) {
-                if (failed) return false;
-                std::lock_guard lock(mutex_);
-                machine_.mark_durable(w.sequence);
-            }
-            what = "could not record the next attempt time of action " + a.id;  // only makes it sooner
-            break;
-        }
-        case kind::save_dead:
-            failed = detail::save_guarded(storage_, w.dead);
-            what = "could not record dead letter " + w.dead.id;
-            break;
-        case kind::remove:
-            failed = detail::remove_guarded(storage_, w.id);  // lazily: a replay is harmless
-            what = "could not remove delivered action " + w.id;
-            break;
-        }
-        for (const auto& id : w.evicted) (void)detail::remove_guarded(storage_, id);
-        std::lock_guard lock(mutex_);
-        if (failed) add_diagnostic({failed, what});
-        return true;
-    }
+    bool perform(const detail::storage_write& w);
 
     /** process_queue (ignore timers) or poll (respect them): attempts heads until none is due. */
-    std::size_t drain(bool respect_timers)
-    {
-        {
-            std::lock_guard lock(mutex_);
-            if (drainers_ >= config_.max_in_flight) return 0;
-            ++drainers_;
-        }
-        struct drainer_slot {
-            basic_vault& v;
-            ~drainer_slot()
-            {
-                std::lock_guard lock(v.mutex_);
-                --v.drainers_;
-            }
-        } slot{*this};
-
-        std::size_t successes = 0;
-        std::set<std::string> stopped;  // lanes whose head just failed: they wait for the next drain
-        while (online()) {
-            std::optional<std::uint64_t> seq;
-            std::string lane;
-            {
-                std::lock_guard lock(mutex_);
-                seq = machine_.claim(now(), respect_timers, cap(), stopped);
-                if (seq) lane = machine_.action(*seq).lane;
-            }
-            if (!seq) break;
-            head_claim claim(*this, *seq);
-            const auto report = attempt(*seq);
-            if (report.decision == detail::verdict::success && report.attempted) ++successes;
-            if (report.stalled) break;
-            if (!report.attempted) continue;  // it left the queue meanwhile
-            if (report.decision == detail::verdict::retry) stopped.insert(lane);
-        }
-        return successes;
-    }
+    std::size_t drain(bool respect_timers);
 
     /** One transfer: serialized in arrival order unless the transport is thread-safe. */
-    result<http_response> transfer(http_request request)
-    {
-        if (config_.before_send) {
-            try {
-                config_.before_send(request);
-            } catch (...) {
-                return make_error_code(errc::connection_failed);  // as if the network had failed
-            }
-        }
-        result<http_response> outcome = [&] {
-            if constexpr (concurrent_transport<Transport>) {
-                return detail::send_guarded(transport_, request);
-            } else {
-                std::lock_guard transport_lock(transport_mutex_);
-                return detail::send_guarded(transport_, request);
-            }
-        }();
-        // A cancelled transfer (shutdown) says nothing about the network.
-        if (outcome || outcome.error() != errc::cancelled) detail::report_guarded(connectivity_, outcome.has_value());
-        return outcome;
-    }
+    result<http_response> transfer(http_request request);
 
     // ---- policies, guarded ------------------------------------------------------------------
 
@@ -793,25 +477,14 @@ private:
     std::error_code remove_guarded(std::string_view id) noexcept { return detail::remove_guarded(storage_, id); }
 
     /** How long storage is left alone after failures: 100 ms doubling, up to the policy's cap (at least 1 s). */
-    std::chrono::milliseconds storage_backoff()
-    {
-        const auto n = std::min(machine_.storage_failures(), 16);
-        return std::min(std::chrono::milliseconds(100) * (1 << n), std::max(cap(), std::chrono::milliseconds(1000)));
-    }
+    std::chrono::milliseconds storage_backoff();
+
+    /** Connectivity as a drain saw it: coming back online starts the reconnect jitter. */
+    void note_connectivity(bool is_online);
 
     // ---- events and status (mutex_ held) ------------------------------------------------------
 
-    void publish(detail::outbox& out)
-    {
-        for (auto& e : out.events) {
-            e.time = now();
-            events_->publish(e);
-            if (e.status == sync_event_status::dead_letter && config_.on_dead_letter)
-                events_->publish([fn = config_.on_dead_letter, e] { fn(e); });
-        }
-        out.events.clear();
-        update_status();
-    }
+    void publish(detail::outbox& out);
 
     void update_status()
     {
@@ -822,13 +495,7 @@ private:
     }
 
     /** Kept for `diagnostics()` (the most recent 256) and handed to `on_diagnostic`. */
-    void add_diagnostic(diagnostic d)
-    {
-        constexpr std::size_t kept = 256;
-        diagnostics_.push_back(d);
-        if (diagnostics_.size() > kept) diagnostics_.pop_front();
-        if (config_.on_diagnostic) events_->publish([fn = config_.on_diagnostic, d = std::move(d)] { fn(d); });
-    }
+    void add_diagnostic(diagnostic d);
 
     // ---- state ------------------------------------------------------------------------------
 
@@ -850,6 +517,8 @@ private:
     sync_status published_status_ = sync_status::synced;
     std::deque<diagnostic> diagnostics_;
     std::size_t drainers_ = 0;
+    bool was_online_ = true;                 // as the last poll saw it
+    std::minstd_rand jitter_random_{std::random_device{}()};
     std::atomic<std::size_t> drivers_{0};
     detail::guarded_clock<Clock> clock_reading_;
 
@@ -858,5 +527,7 @@ private:
 };
 
 } // namespace syncvault
+
+#include <syncvault/impl/basic_vault.ipp>
 
 #endif

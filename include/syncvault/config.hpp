@@ -74,6 +74,9 @@ struct vault_config {
     /// At most this many transfers at once, at most one per lane (SPEC 9.2). A transport that
     /// does not declare `thread_safe` is still never called concurrently.
     std::size_t max_in_flight = 1;
+    /// When connectivity comes back, the first drain waits `uniform(0, reconnect_jitter)`, so a
+    /// fleet of devices that regain the network together does not hit the server together.
+    std::chrono::milliseconds reconnect_jitter{0};
 
     // Read by the reference policies that are built from the config:
     durability storage_durability = durability::per_record;  ///< file_journal, sqlite_storage

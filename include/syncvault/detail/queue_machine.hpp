@@ -171,6 +171,7 @@ public:
     {
         if (!free_slot()) return std::nullopt;
         if (respect_timers && storage_retry_at_ && *storage_retry_at_ > now) return std::nullopt;
+        if (respect_timers && drains_deferred_until_ && *drains_deferred_until_ > now) return std::nullopt;
         std::optional<std::uint64_t> best;
         for (auto& [lane, seqs] : lanes_) {
             if (claimed_lanes_.contains(lane) || skip_lanes.contains(lane)) continue;
@@ -219,6 +220,9 @@ public:
         storage_retry_at_.reset();
         storage_failures_ = 0;
     }
+
+    /** Timed drains wait until `t` (reconnect jitter, SPEC 9.2); nothing: no such wait. */
+    void defer_drains(std::optional<time_point> t) noexcept { drains_deferred_until_ = t; }
 
     /** Consecutive storage failures in this episode (the caller's backoff exponent). */
     int storage_failures() const noexcept { return storage_failures_; }
@@ -398,6 +402,7 @@ public:
             if (!due || head.action.next_attempt_at < *due) due = head.action.next_attempt_at;
         }
         if (due && storage_retry_at_) due = std::max(*due, *storage_retry_at_);
+        if (due && drains_deferred_until_) due = std::max(*due, *drains_deferred_until_);
         return due;
     }
 
@@ -493,6 +498,7 @@ private:
     bool last_attempt_failed_ = false;
     std::optional<time_point> storage_retry_at_;                   // a storage failure episode
     int storage_failures_ = 0;
+    std::optional<time_point> drains_deferred_until_;               // reconnect jitter
 };
 
 } // namespace syncvault::detail

@@ -36,6 +36,7 @@ inline vault_config checked_config(vault_config cfg)
     if (cfg.max_pending == 0) fail("max_pending", "must be > 0");
     if (cfg.max_body_bytes == 0) fail("max_body_bytes", "must be > 0");
     if (cfg.max_in_flight == 0) fail("max_in_flight", "must be > 0");
+    if (cfg.reconnect_jitter.count() < 0) fail("reconnect_jitter", "must be >= 0");
     if (cfg.idempotency_header.empty() || check_header({cfg.idempotency_header, ""}))
         fail("idempotency_header", "must be a valid header name");
     for (const auto& name : cfg.sensitive_headers)
