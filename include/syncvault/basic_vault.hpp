@@ -241,6 +241,24 @@ public:
     /** Forgets a dead letter, synced before it returns. False when there is none, or storage fails. */
     bool drop_dead_letter(std::string_view action_id);
 
+    // --- editing and pausing (SPEC 9.3, 9.4) ------------------------------------------------
+
+    /**
+     * Removes a pending action that is not being attempted, with the event `cancelled`; synced
+     * before it returns. False when unknown, in flight, or when storage fails (then unchanged).
+     */
+    bool cancel(std::string_view action_id);
+
+    /** Stops sending (log-out, metered network) until `resume()`; not persisted. Status: error. */
+    void pause() { set_paused(true); }
+    void resume() { set_paused(false); }
+    /** True after `pause()`, or after a 401 that `refresh_auth` could not cure, until `resume()`. */
+    bool is_paused() const
+    {
+        std::lock_guard lock(mutex_);
+        return machine_.paused();
+    }
+
     // --- observing -------------------------------------------------------------------------
 
     /** `fn(sync_status)`: called at once with the current status, then on each change. */
@@ -359,7 +377,8 @@ private:
           connectivity_(std::move(c)),
           retry_(std::move(r)),
           clock_(std::move(k)),
-          machine_({config_.max_pending, config_.max_dead_letters, config_.max_in_flight}),
+          machine_({config_.max_pending, config_.max_dead_letters, config_.max_in_flight, config_.max_pending_bytes,
+                    config_.overflow == overflow_policy::drop_oldest}),
           events_(std::make_shared<detail::event_hub>(config_.dispatch)),
           wake_(std::make_shared<detail::wake_hub>())
     {
@@ -457,6 +476,12 @@ private:
     /** One attempt of the claimed head `seq`: record it, send it, settle it. */
     attempt_report attempt(std::uint64_t seq);
 
+    /** `attempt`, and after a 401 `refresh_auth` and one more try, or a pause (SPEC 9.3). */
+    attempt_report attempt_with_credentials(std::uint64_t seq);
+
+    /** `vault_config::on_rejected` for a permanent response (called with no lock held). */
+    detail::attempt_decision ask_on_rejected(std::uint64_t seq, const http_response& response);
+
     /** Performs a write a transition asked for (storage_mutex_ held). False: a required insert failed. */
     bool perform(const detail::storage_write& w);
 
@@ -478,6 +503,8 @@ private:
 
     /** How long storage is left alone after failures: 100 ms doubling, up to the policy's cap (at least 1 s). */
     std::chrono::milliseconds storage_backoff();
+
+    void set_paused(bool paused);
 
     /** Connectivity as a drain saw it: coming back online starts the reconnect jitter. */
     void note_connectivity(bool is_online);

@@ -27,6 +27,19 @@ enum class durability {
     none,          ///< never synced: a power cut (not a process crash) may lose recent actions
 };
 
+/** What `vault_config::on_rejected` decides for an action the server refused (SPEC 9.3). */
+enum class rejection {
+    dead_letter,  ///< to the dead-letter list (the default, and what no hook means)
+    drop,         ///< removed, event `cancelled`
+    retry,        ///< kept at its lane's head as a failed attempt, with the hook's edits
+};
+
+/** What a full queue does with a new action (SPEC 9.4). */
+enum class overflow_policy {
+    reject_new,   ///< the new one gets `errc::queue_full`
+    drop_oldest,  ///< the oldest pending actions not in flight are cancelled until it fits
+};
+
 /**
  * The default of `vault_config::sensitive_headers`: Authorization, Cookie, Proxy-Authorization.
  * (A function rather than a braced list in the member: GCC 12 crashes, "internal compiler error
@@ -77,6 +90,15 @@ struct vault_config {
     /// When connectivity comes back, the first drain waits `uniform(0, reconnect_jitter)`, so a
     /// fleet of devices that regain the network together does not hit the server together.
     std::chrono::milliseconds reconnect_jitter{0};
+    /// A 401 arrived (SPEC 9.3): called once, outside locks; true when new credentials exist
+    /// (the action is tried again at once, `before_send` supplying them). False, no hook, or a
+    /// second 401 right after a refresh pauses the vault until `resume()`.
+    std::function<bool(const http_response&)> refresh_auth{};
+    /// A permanent response (any 4xx but 401 and the retryable ones, 1xx, 3xx): what to do with
+    /// the action. The hook may edit its `path`, `body` or `headers` before a `retry`.
+    std::function<rejection(sync_action&, const http_response&)> on_rejected{};
+    std::size_t max_pending_bytes = std::size_t(64) << 20;  ///< sum of pending bodies (SPEC 9.4)
+    overflow_policy overflow = overflow_policy::reject_new;  ///< when max_pending(_bytes) is reached
 
     // Read by the reference policies that are built from the config:
     durability storage_durability = durability::per_record;  ///< file_journal, sqlite_storage

@@ -78,6 +78,8 @@ public:
         std::size_t max_pending = 10'000;
         std::size_t max_dead_letters = 1'000;
         std::size_t max_in_flight = 1;
+        std::size_t max_pending_bytes = std::size_t(64) << 20;
+        bool drop_oldest = false;  // overflow_policy::drop_oldest
     };
 
     explicit queue_machine(settings s) : settings_(s) {}
@@ -127,7 +129,14 @@ public:
             if (!e.committed) return {admit_status::key_being_written, {}, 0, false};
             return {admit_status::duplicate, e.action.id, 0, false};
         }
-        if (pending_.size() >= settings_.max_pending) return {admit_status::full, {}, 0, false};
+        const std::size_t bytes = n.action.body.size();
+        auto fits = [&] {
+            return pending_.size() < settings_.max_pending && pending_bytes_ + bytes <= settings_.max_pending_bytes;
+        };
+        // drop_oldest makes room only once the new action is written (`commit`), so a failed
+        // write cancels nothing.
+        if (!fits() && (!settings_.drop_oldest || bytes > settings_.max_pending_bytes || !can_make_room(bytes)))
+            return {admit_status::full, {}, 0, false};
         queue_entry e;
         e.action = std::move(n.action);
         e.sensitive = std::move(n.sensitive);
@@ -136,20 +145,26 @@ public:
         e.action.created_at = e.action.next_attempt_at = now;
         const auto seq = e.action.sequence;
         const bool lane_empty = !lanes_.contains(e.action.lane);
-        const bool send_now = may_send_now && lane_empty && free_slot();
+        const bool send_now = may_send_now && !paused_ && lane_empty && free_slot();
         insert(std::move(e));
         if (send_now) take_claim(seq);
         return {admit_status::admitted, {}, seq, send_now};
     }
 
-    /** The write of an admitted entry succeeded (`durable`) or was skipped (write_ahead off). */
-    void commit(std::uint64_t seq, bool durable, outbox& out)
+    /**
+     * The write of an admitted entry succeeded (`durable`) or was skipped (write_ahead off).
+     * Over a limit with drop_oldest: cancels the oldest others until it fits, and returns the
+     * ids of those storage holds (to remove).
+     */
+    std::vector<std::string> commit(std::uint64_t seq, bool durable, outbox& out)
     {
         auto& e = pending_.at(seq);
         e.committed = true;
         e.durable = durable;
         ++visible_;
         out.add(e.action, sync_event_status::queued, 0);
+        if (!settings_.drop_oldest) return {};
+        return make_room(out, seq);
     }
 
     /** The write of an admitted entry failed: as if it had never been admitted. */
@@ -169,7 +184,7 @@ public:
     std::optional<std::uint64_t> claim(time_point now, bool respect_timers, std::chrono::milliseconds cap,
                                        const std::set<std::string>& skip_lanes = {})
     {
-        if (!free_slot()) return std::nullopt;
+        if (!free_slot() || paused_) return std::nullopt;
         if (respect_timers && storage_retry_at_ && *storage_retry_at_ > now) return std::nullopt;
         if (respect_timers && drains_deferred_until_ && *drains_deferred_until_ > now) return std::nullopt;
         std::optional<std::uint64_t> best;
@@ -246,7 +261,21 @@ public:
         auto& a = e.action;
         a.last_status = response ? response->status : 0;
         a.last_error = persisted_error(d.error);
+        if (d.what == verdict::unauthorized) {
+            // Not an attempt that counts (SPEC 9.3): it stays at the head, due at once.
+            last_attempt_failed_ = true;
+            out.add(a, sync_event_status::failed, a.attempts, std::move(response), d.error);
+            --a.attempts;
+            return {storage_write::kind::save_entry, seq, !e.durable, {}, {}, {}};
+        }
         if (response) ++a.answered;
+        if (d.what == verdict::dropped) {
+            out.add(a, sync_event_status::cancelled, a.attempts, std::move(response), make_error_code(errc::cancelled));
+            storage_write w;
+            if (e.durable) w = {storage_write::kind::remove, 0, false, {}, a.id, {}};
+            hide(e);
+            return w;
+        }
 
         if (d.what == verdict::success) {
             last_attempt_failed_ = false;
@@ -296,6 +325,45 @@ public:
     }
 
     // ---- edits --------------------------------------------------------------------------------
+
+    /** While paused nothing is claimed or sent at once (SPEC 9.3). */
+    void set_paused(bool paused) noexcept { paused_ = paused; }
+    bool paused() const noexcept { return paused_; }
+
+    /** The pending action `id` if it may be cancelled now: committed, not being attempted. */
+    std::optional<std::uint64_t> cancellable(std::string_view id) const
+    {
+        auto it = by_id_.find(std::string(id));
+        if (it == by_id_.end()) return std::nullopt;
+        const auto& e = pending_.at(it->second);
+        if (!e.committed || e.removed || e.claimed) return std::nullopt;
+        return it->second;
+    }
+
+    /**
+     * Cancels `seq` (its record is gone from storage already). A drain that claimed it meanwhile
+     * has not sent it (the caller held the storage lock): the claim drops it. False if it is in
+     * flight or gone.
+     */
+    bool cancel(std::uint64_t seq, std::error_code why, outbox& out)
+    {
+        auto it = pending_.find(seq);
+        if (it == pending_.end() || it->second.removed || it->second.in_flight) return false;
+        out.add(it->second.action, sync_event_status::cancelled, it->second.action.attempts, std::nullopt, why);
+        if (it->second.claimed) hide(it->second);
+        else erase(seq);
+        return true;
+    }
+
+    /** `on_rejected` edited the claimed entry's request before a retry. */
+    void apply_edits(std::uint64_t seq, const sync_action& edited)
+    {
+        auto& a = pending_.at(seq).action;
+        pending_bytes_ = pending_bytes_ - a.body.size() + edited.body.size();
+        a.path = edited.path;
+        a.body = edited.body;
+        a.headers = edited.headers;
+    }
 
     struct listed {
         std::uint64_t sequence;
@@ -381,7 +449,7 @@ public:
     sync_status status() const
     {
         if (in_flight_ > 0) return sync_status::syncing;
-        if (last_attempt_failed_ || storage_retry_at_) return sync_status::error;
+        if (last_attempt_failed_ || storage_retry_at_ || paused_) return sync_status::error;
         if (visible_ > 0) return sync_status::pending;
         return sync_status::synced;
     }
@@ -392,7 +460,7 @@ public:
      */
     std::optional<time_point> next_due(time_point now, std::chrono::milliseconds cap)
     {
-        if (!free_slot()) return std::nullopt;  // a transfer's end wakes the driver
+        if (!free_slot() || paused_) return std::nullopt;  // a transfer's end, or resume(), wakes the driver
         std::optional<time_point> due;
         for (auto& [lane, seqs] : lanes_) {
             if (claimed_lanes_.contains(lane)) continue;
@@ -416,6 +484,34 @@ private:
 
     bool free_slot() const noexcept { return claims_.size() < settings_.max_in_flight; }
 
+    /** Whether cancelling unclaimed committed entries, oldest first, can make room for `bytes`. */
+    bool can_make_room(std::size_t bytes) const
+    {
+        std::size_t count = pending_.size(), total = pending_bytes_;
+        for (const auto& [seq, e] : pending_) {
+            if (count < settings_.max_pending && total + bytes <= settings_.max_pending_bytes) return true;
+            if (!e.committed || e.claimed || e.removed) continue;
+            --count;
+            total -= e.action.body.size();
+        }
+        return count < settings_.max_pending && total + bytes <= settings_.max_pending_bytes;
+    }
+
+    /** Cancels the oldest unclaimed entries but `keep` until within the limits; returns the stored ones' ids. */
+    std::vector<std::string> make_room(outbox& out, std::uint64_t keep)
+    {
+        std::vector<std::string> stored;
+        for (auto it = pending_.begin(); it != pending_.end();) {
+            if (pending_.size() <= settings_.max_pending && pending_bytes_ <= settings_.max_pending_bytes) break;
+            auto& e = (it++)->second;
+            if (!e.committed || e.claimed || e.removed || e.action.sequence == keep) continue;
+            out.add(e.action, sync_event_status::cancelled, e.action.attempts, std::nullopt, make_error_code(errc::evicted));
+            if (e.durable) stored.push_back(e.action.id);
+            erase(e.action.sequence);
+        }
+        return stored;
+    }
+
     static void clamp_wait(sync_action& a, time_point now, std::chrono::milliseconds cap)
     {
         if (a.next_attempt_at > now + cap) a.next_attempt_at = now + cap;
@@ -425,7 +521,9 @@ private:
     {
         const auto seq = e.action.sequence;
         by_key_.emplace(e.action.idempotency_key, seq);
+        by_id_.emplace(e.action.id, seq);
         lanes_[e.action.lane].insert(seq);
+        pending_bytes_ += e.action.body.size();
         pending_.emplace(seq, std::move(e));
     }
 
@@ -443,6 +541,8 @@ private:
         hide(it->second);
         const auto& a = it->second.action;
         if (auto k = by_key_.find(a.idempotency_key); k != by_key_.end() && k->second == seq) by_key_.erase(k);
+        if (auto i = by_id_.find(a.id); i != by_id_.end() && i->second == seq) by_id_.erase(i);
+        pending_bytes_ -= a.body.size();
         if (auto l = lanes_.find(a.lane); l != lanes_.end()) {
             l->second.erase(seq);
             if (l->second.empty()) lanes_.erase(l);
@@ -489,12 +589,15 @@ private:
     std::map<std::uint64_t, queue_entry> pending_;                 // by sequence: FIFO across lanes
     std::map<std::string, std::set<std::uint64_t>> lanes_;         // lane -> its sequences
     std::unordered_map<std::string, std::uint64_t> by_key_;        // idempotency key -> sequence
+    std::unordered_map<std::string, std::uint64_t> by_id_;         // action id -> sequence
     std::unordered_map<std::uint64_t, std::string> claims_;        // claimed sequence -> its lane
     std::set<std::string> claimed_lanes_;
     std::deque<dead_entry> dead_;                                  // oldest first
     std::uint64_t next_sequence_ = 1;
     std::size_t in_flight_ = 0;
     std::size_t visible_ = 0;                                      // committed and not removed
+    std::size_t pending_bytes_ = 0;                                // bodies of every entry
+    bool paused_ = false;
     bool last_attempt_failed_ = false;
     std::optional<time_point> storage_retry_at_;                   // a storage failure episode
     int storage_failures_ = 0;

@@ -57,13 +57,36 @@ std::chrono::milliseconds retry_delay(RetryPolicy& policy, int retry, const http
     }
 }
 
-enum class verdict { success, retry, dead };
+enum class verdict {
+    success,
+    retry,
+    dead,
+    unauthorized,  ///< 401: not an attempt that counts; refresh credentials or pause (SPEC 9.3)
+    dropped,       ///< `on_rejected` chose `rejection::drop`
+};
 
 struct attempt_decision {
     verdict what = verdict::retry;
     std::chrono::system_clock::time_point next_attempt_at{};  ///< when `what == retry`
     std::error_code error;  ///< why it is dead, or the transport's error on a retry
 };
+
+/**
+ * Before this attempt's answer is counted: did an earlier attempt end without one (a timeout, a
+ * dropped connection, a crash)? Then its request may still be in progress at a server that
+ * honours idempotency keys, and a 409 means "still processing", not "conflict".
+ */
+inline bool some_outcome_unknown(const sync_action& a) noexcept { return a.answered < a.attempts - 1; }
+
+/** Another attempt after the policy's wait, unless the retries are spent. */
+template <class RetryPolicy>
+attempt_decision retry_or_give_up(const sync_action& a, RetryPolicy& policy, std::chrono::system_clock::time_point now,
+                                  int max_retries, const http_response* response = nullptr,
+                                  std::error_code error = {}) noexcept
+{
+    if (a.attempts > max_retries) return {verdict::dead, {}, make_error_code(errc::max_retries_exceeded)};
+    return {verdict::retry, now + retry_delay(policy, a.attempts - 1, response, now), error};
+}
 
 /**
  * The decision after attempt number `a.attempts` of `a` (already counted) ended with `outcome`
@@ -75,10 +98,12 @@ attempt_decision decide(const sync_action& a, outcome_kind kind, const result<ht
 {
     const http_response* response = outcome ? &*outcome : nullptr;
     const std::error_code error = outcome ? std::error_code{} : std::error_code(outcome.error());
+    // The vault's own rules come before the policy's table (SPEC 9.3).
+    if (response && response->status == 401) return {verdict::unauthorized, {}, {}};
+    if (response && response->status == 409 && some_outcome_unknown(a)) kind = outcome_kind::retry;
     if (kind == outcome_kind::success) return {verdict::success, {}, {}};
     if (kind == outcome_kind::permanent) return {verdict::dead, {}, error};
-    if (a.attempts > max_retries) return {verdict::dead, {}, make_error_code(errc::max_retries_exceeded)};
-    return {verdict::retry, now + retry_delay(policy, a.attempts - 1, response, now), error};
+    return retry_or_give_up(a, policy, now, max_retries, response, error);
 }
 
 /** An `errc` value to persist as `last_error` (any other category is a connection failure). */

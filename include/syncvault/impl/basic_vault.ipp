@@ -171,23 +171,37 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
         failed = detail::save_guarded(storage_, *action);
     }
     if (failed) return send_result::failed(make_error_code(errc::storage_failed));
+    std::vector<std::string> evicted;
     {
         std::lock_guard lock(mutex_);
         detail::outbox out;
-        machine_.commit(seq, persist, out);
+        evicted = machine_.commit(seq, persist, out);
         guard.disarm();
         publish(out);
+    }
+    if (!evicted.empty()) {  // overflow_policy::drop_oldest: cancelled, so synced like a cancel
+        std::lock_guard slock(storage_mutex_);
+        std::error_code e;
+        for (const auto& old : evicted)
+            if (auto r = remove_guarded(old); r && !e) e = r;
+        if (!e) e = flush_guarded();
+        if (e) {
+            std::lock_guard lock(mutex_);
+            add_diagnostic({e, "could not remove actions evicted to make room"});
+        }
     }
     written_.notify_all();
     events_->deliver();
     wake_->notify();
     if (!claim) return send_result::queued(id);
 
-    auto report = attempt(seq);
+    auto report = attempt_with_credentials(seq);
     claim.reset();
     // Not attempted (storage could not record it, or a callback cleared it) or worth a
     // retry: it waits in the queue (or is gone, as the caller's own callback decided).
-    if (!report.attempted || report.decision == detail::verdict::retry) return send_result::queued(id);
+    if (!report.attempted || report.decision == detail::verdict::retry ||
+        report.decision == detail::verdict::unauthorized)
+        return send_result::queued(id);
     if (report.response) return send_result::sent(std::move(*report.response), id);
     return send_result::failed(report.error, id);
 }
@@ -240,11 +254,19 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
     auto outcome = transfer(request);
 
     attempt_report report{true, false, detail::verdict::retry, std::nullopt, {}};
+    detail::attempt_decision decision;
+    outcome_kind kind;
+    {
+        std::lock_guard lock(mutex_);
+        kind = detail::classify_guarded(retry_, outcome);
+        decision = detail::decide(machine_.action(seq), kind, outcome, retry_, now(), config_.max_retries);
+    }
+    // The application's say on a refusal, with no lock held (the hook may call the vault).
+    if (decision.what == detail::verdict::dead && kind == outcome_kind::permanent && outcome && config_.on_rejected)
+        decision = ask_on_rejected(seq, *outcome);
     {
         std::lock_guard slock(storage_mutex_);
         std::unique_lock lock(mutex_);
-        const auto kind = detail::classify_guarded(retry_, outcome);
-        auto decision = detail::decide(machine_.action(seq), kind, outcome, retry_, now(), config_.max_retries);
         auto write = machine_.settle(seq, decision, outcome, out);
         lock.unlock();
         if (!perform(write)) {
@@ -258,6 +280,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
             lock.unlock();
             perform(write);
         }
+        if (decision.what == detail::verdict::dropped) (void)flush_guarded();  // cancel-like: synced
         lock.lock();
         publish(out);
         report.decision = decision.what;
@@ -266,6 +289,104 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
     events_->deliver();
     if (outcome) report.response = std::move(*outcome);
     return report;
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt_with_credentials(std::uint64_t seq)
+    -> attempt_report
+{
+    bool refreshed = false;
+    for (;;) {
+        auto report = attempt(seq);
+        if (!report.attempted || report.decision != detail::verdict::unauthorized) return report;
+        bool renewed = false;
+        // Once per 401, with no lock held; a second 401 right after a refresh pauses instead of
+        // looping.
+        if (!refreshed && config_.refresh_auth && report.response) {
+            try {
+                renewed = config_.refresh_auth(*report.response);
+            } catch (...) {
+            }
+        }
+        if (!renewed) {
+            set_paused(true);
+            return report;
+        }
+        refreshed = true;
+    }
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::set_paused(bool paused) -> void
+{
+    {
+        std::lock_guard lock(mutex_);
+        machine_.set_paused(paused);
+        update_status();
+    }
+    events_->deliver();
+    if (!paused) wake_->notify();
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::cancel(std::string_view action_id) -> bool
+{
+    {
+        // Holding the storage lock keeps every transfer from starting: a drain that claims the
+        // action meanwhile finds it cancelled before it records an attempt.
+        std::lock_guard slock(storage_mutex_);
+        std::optional<sync_action> copy;
+        std::uint64_t seq = 0;
+        {
+            std::lock_guard lock(mutex_);
+            auto found = machine_.cancellable(action_id);
+            if (!found) return false;
+            seq = *found;
+            if (machine_.is_durable(seq)) copy = machine_.action(seq);
+        }
+        if (copy) {
+            if (remove_guarded(action_id)) return false;
+            if (flush_guarded()) {
+                (void)save_guarded(*copy);  // not synced: put it back, report the failure
+                return false;
+            }
+        }
+        std::lock_guard lock(mutex_);
+        detail::outbox out;
+        if (!machine_.cancel(seq, make_error_code(errc::cancelled), out)) return false;
+        publish(out);
+    }
+    events_->deliver();
+    return true;
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::ask_on_rejected(std::uint64_t seq,
+                                                                                       const http_response& response)
+    -> detail::attempt_decision
+{
+    const detail::attempt_decision dead{detail::verdict::dead, {}, {}};
+    sync_action edited;
+    {
+        std::lock_guard lock(mutex_);
+        edited = machine_.action(seq);  // claimed: nobody else changes it
+    }
+    rejection choice = rejection::dead_letter;
+    try {
+        choice = config_.on_rejected(edited, response);
+    } catch (...) {
+        return dead;  // a hook that throws chose the default
+    }
+    if (choice == rejection::drop) return {detail::verdict::dropped, {}, {}};
+    if (choice != rejection::retry) return dead;
+    // The hook's edits are input like any other: checked, or the action is dead-lettered.
+    if (detail::check_path(edited.path, config_.max_path_bytes) || edited.body.size() > config_.max_body_bytes)
+        return {detail::verdict::dead, {}, make_error_code(errc::invalid_request)};
+    for (const auto& h : edited.headers)
+        if (detail::check_header(h)) return {detail::verdict::dead, {}, make_error_code(errc::invalid_request)};
+    std::lock_guard lock(mutex_);
+    machine_.apply_edits(seq, edited);
+    return detail::retry_or_give_up(machine_.action(seq), retry_, now(), config_.max_retries, &response);
 }
 
 template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
@@ -331,11 +452,12 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::drain(bo
         }
         if (!seq) break;
         head_claim claim(*this, *seq);
-        const auto report = attempt(*seq);
+        const auto report = attempt_with_credentials(*seq);
         if (report.decision == detail::verdict::success && report.attempted) ++successes;
         if (report.stalled) break;
         if (!report.attempted) continue;  // it left the queue meanwhile
-        if (report.decision == detail::verdict::retry) stopped.insert(lane);
+        if (report.decision == detail::verdict::retry || report.decision == detail::verdict::unauthorized)
+            stopped.insert(lane);
     }
     return successes;
 }
