@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -257,6 +258,30 @@ TEST_CASE("curl_transport maps network failures to errc", "[integration][curl]")
         REQUIRE_FALSE(r.has_value());
         CHECK(r.error() == errc::invalid_request);
     }
+}
+
+TEST_CASE("saturating chrono helpers clamp instead of overflowing", "[integration][timeouts]")
+{
+    using namespace std::chrono;
+    using syncvault::detail::doubled_up_to;
+    using syncvault::detail::saturating_add;
+    using syncvault::detail::saturating_duration_cast;
+    STATIC_REQUIRE(saturating_duration_cast<nanoseconds>(milliseconds::max()) == nanoseconds::max());
+    STATIC_REQUIRE(saturating_duration_cast<nanoseconds>(milliseconds::min()) == nanoseconds::min());
+    STATIC_REQUIRE(saturating_duration_cast<nanoseconds>(milliseconds(5)) == nanoseconds(5'000'000));
+    STATIC_REQUIRE(saturating_duration_cast<duration<int, std::milli>>(seconds::max()) == duration<int, std::milli>::max());
+    STATIC_REQUIRE(saturating_duration_cast<milliseconds>(nanoseconds(-7'900'000)) == milliseconds(-7));
+    constexpr steady_clock::time_point t{nanoseconds(1000)};
+    STATIC_REQUIRE(saturating_add(t, milliseconds::max()) == steady_clock::time_point::max());
+    STATIC_REQUIRE(saturating_add(t, milliseconds(1)) == t + milliseconds(1));
+    STATIC_REQUIRE(saturating_add(steady_clock::time_point{nanoseconds(-5)}, milliseconds::min()) ==
+                   steady_clock::time_point::min());
+    STATIC_REQUIRE(doubled_up_to(milliseconds::max() / 2 + milliseconds(1), milliseconds::max()) == milliseconds::max());
+    STATIC_REQUIRE(doubled_up_to(milliseconds(100), milliseconds(350)) == milliseconds(200));
+    STATIC_REQUIRE(doubled_up_to(milliseconds(200), milliseconds(350)) == milliseconds(350));
+    CHECK(syncvault::detail::curl_timeout_ms(milliseconds::max()) == std::numeric_limits<int>::max());
+    CHECK(syncvault::detail::curl_timeout_ms(0ms) == 0);
+    CHECK(syncvault::detail::curl_timeout_ms(1500ms) == 1500);
 }
 
 TEST_CASE("curl_transport takes milliseconds::max() as no limit (defect 13)", "[integration][curl][timeouts]")

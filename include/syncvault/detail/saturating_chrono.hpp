@@ -47,7 +47,8 @@ constexpr To saturating_duration_cast(std::chrono::duration<Rep, Period> d) noex
     return To{static_cast<to_rep>(out)};
 }
 
-/** `t + d`, clamped to the time point's range (`time_point::max()` means "never"). */
+/** `t + d`, clamped to the time point's range (`time_point::max()` means "never"). A `d`
+ *  beyond the range of the time point's duration counts as that duration's max (or min). */
 template <class Clock, class Duration, class Rep, class Period>
 constexpr std::chrono::time_point<Clock, Duration>
 saturating_add(std::chrono::time_point<Clock, Duration> t, std::chrono::duration<Rep, Period> d) noexcept
