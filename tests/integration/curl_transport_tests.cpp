@@ -6,6 +6,8 @@
 
 #include "support/test_server.hpp"
 
+#include <boost/asio/write.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -128,6 +130,58 @@ TEST_CASE("curl_transport reuses its connection (keep-alive)", "[integration][cu
         REQUIRE(moved.send(request(http_method::get, server, "/b")).has_value());
         CHECK(server.connection_count() == 1);
     }
+}
+
+namespace {
+
+/** Answers one connection with `canned` bytes, whatever the request (for responses that the
+ *  Beast server cannot send: interim 1xx, folded header lines). */
+struct canned_server {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::acceptor acceptor{io, {boost::asio::ip::address_v4::loopback(), 0}};
+    std::thread thread;
+
+    explicit canned_server(std::string canned)
+    {
+        thread = std::thread([this, canned = std::move(canned)] {
+            boost::system::error_code ec;
+            auto socket = acceptor.accept(ec);
+            if (ec) return;
+            std::string request;
+            char buf[4096];
+            while (request.find("\r\n\r\n") == std::string::npos) {
+                const auto n = socket.read_some(boost::asio::buffer(buf), ec);
+                if (ec) return;
+                request.append(buf, n);
+            }
+            boost::asio::write(socket, boost::asio::buffer(canned), ec);
+            socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+        });
+    }
+    ~canned_server() { thread.join(); }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/x"; }
+};
+
+} // namespace
+
+TEST_CASE("curl_transport returns the final response's headers only, unfolded", "[integration][curl][headers]")
+{
+    canned_server server("HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\nX-Interim: 1\r\n\r\n"
+                         "HTTP/1.1 503 Service Unavailable\r\nRetry-After:   120  \r\nX-Folded: first\r\n"
+                         "   second\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndown");
+    syncvault::vault_config cfg;
+    cfg.connect_timeout = 2s;
+    cfg.receive_timeout = 5s;
+    syncvault::curl_transport t{cfg};
+    auto r = t.send({http_method::get, server.url(), {}, {}});
+    REQUIRE(r.has_value());
+    CHECK(r->status == 503);
+    CHECK(r->body == "down");
+    CHECK(syncvault::find_header(r->headers, "Retry-After") == "120");
+    CHECK(syncvault::find_header(r->headers, "X-Folded") == "first second");
+    CHECK_FALSE(syncvault::find_header(r->headers, "Link"));
+    CHECK_FALSE(syncvault::find_header(r->headers, "X-Interim"));
+    CHECK(r->headers.size() == 4);  // Retry-After, X-Folded, Content-Length, Connection
 }
 
 TEST_CASE("curl_transport returns error statuses as responses", "[integration][curl]")
