@@ -50,8 +50,8 @@ constexpr To saturating_duration_cast(std::chrono::duration<Rep, Period> d) noex
 /** `t + d`, clamped to the time point's range (`time_point::max()` means "never"). A `d`
  *  beyond the range of the time point's duration counts as that duration's max (or min). */
 template <class Clock, class Duration, class Rep, class Period>
-constexpr std::chrono::time_point<Clock, Duration>
-saturating_add(std::chrono::time_point<Clock, Duration> t, std::chrono::duration<Rep, Period> d) noexcept
+constexpr std::chrono::time_point<Clock, Duration> saturating_add(std::chrono::time_point<Clock, Duration> t,
+                                                                  std::chrono::duration<Rep, Period> d) noexcept
 {
     using time_point = std::chrono::time_point<Clock, Duration>;
     const auto dd = saturating_duration_cast<Duration>(d);
@@ -69,6 +69,6 @@ constexpr std::chrono::duration<Rep, Period> doubled_up_to(std::chrono::duration
     return d > cap / 2 ? cap : d * 2;
 }
 
-} // namespace syncvault::detail
+}  // namespace syncvault::detail
 
 #endif

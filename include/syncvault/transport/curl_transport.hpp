@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 #include <list>
 #include <memory>
