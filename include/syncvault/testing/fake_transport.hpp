@@ -33,8 +33,8 @@ namespace syncvault::testing {
 
 class fake_transport {
 public:
-    /** Every member may be called from any thread, `send` from several at once: each call takes
-     *  the next scripted outcome exactly once, in call order. */
+    /** Every member may be called from any thread, `send` from several at once: each scripted
+     *  outcome goes to exactly one call, in the order the calls reach the script. */
     static constexpr bool thread_safe = true;
 
     fake_transport() : state_(std::make_shared<state>()) {}
