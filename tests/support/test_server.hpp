@@ -17,6 +17,8 @@
  *   effect), `retry_after`, `slow` (effect at once, answer after a delay), `stall` (never
  *   answer), `drop_after_effect` (effect, then close without answering). `stop()` makes the port
  *   refuse connections; `start()` opens the same port again.
+ * - `set_latency(d)` delays every answer by `d` more (a server that takes time to work, for
+ *   benchmarks of concurrent transfers); connections are served concurrently meanwhile.
  *
  * @code
  * test_support::test_server server;                 // listening on an ephemeral port
@@ -41,6 +43,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -195,6 +198,9 @@ public:
         return std::string(opts_.tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
     }
 
+    /** Delays every answer by `d` (0: none) from the next request on; any thread. */
+    void set_latency(std::chrono::milliseconds d) { latency_ms_.store(d.count()); }
+
     /** Queues `s` for the next `times` requests (after the steps already queued). */
     void script(step s, int times = 1)
     {
@@ -344,6 +350,10 @@ private:
             case step::kind::answer: res = apply(req); break;
             case step::kind::respond: res = make_response(s.status, s.headers, s.body); break;
             }
+            if (const auto latency = latency_ms_.load(); latency > 0) {
+                asio::steady_timer timer(stream.get_executor(), std::chrono::milliseconds(latency));
+                co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
             res.keep_alive(req.keep_alive());
             if (req.method() == http::verb::head) res.body().clear();
             res.prepare_payload();
@@ -418,6 +428,7 @@ private:
     std::vector<effect> effects_;
     std::map<std::string, response, std::less<>> stored_;
     std::size_t connections_ = 0;
+    std::atomic<std::chrono::milliseconds::rep> latency_ms_{0};
 };
 
 } // namespace syncvault::test_support
