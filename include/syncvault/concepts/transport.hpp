@@ -62,14 +62,6 @@ concept transport_sends = requires(T& t, const http_request& r) {
 template <class T>
 concept transport = std::movable<T> && transport_sends<T>;
 
-/**
- * Optional hook: `static constexpr bool thread_safe = true;` says `send` may be called from
- * several threads at once (SPEC 9.2). Without it the vault never calls `send` concurrently,
- * whatever `vault_config::max_in_flight` says.
- */
-template <class T>
-concept concurrent_transport = transport<T> && requires { requires T::thread_safe; };
-
 /** Optional hook: abort the transfer in progress from another thread. */
 template <class T>
 concept cancellable_transport = transport<T> && requires(T& t) { t.cancel(); };
