@@ -97,6 +97,10 @@ struct vault_config {
     /// A permanent response (any 4xx but 401 and the retryable ones, 1xx, 3xx): what to do with
     /// the action. The hook may edit its `path`, `body` or `headers` before a `retry`.
     std::function<rejection(sync_action&, const http_response&)> on_rejected{};
+    /// True (0.1's behaviour): a mutating request is tried at once on the calling thread when
+    /// its lane is free. False: it is written (as write_ahead says) and returned `is_queued()`
+    /// at once, and a driver (`background_sync`, `poll()`) sends it; no call blocks on the network.
+    bool send_on_caller = true;
     std::size_t max_pending_bytes = std::size_t(64) << 20;  ///< sum of pending bodies (SPEC 9.4)
     overflow_policy overflow = overflow_policy::reject_new;  ///< when max_pending(_bytes) is reached
 

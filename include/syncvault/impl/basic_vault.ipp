@@ -140,7 +140,7 @@ template <class Transport, class Storage, class Connectivity, class RetryPolicy,
 auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(detail::new_action n) -> send_result
 {
     const std::string id = n.action.id;
-    const bool may_send_now = online();
+    const bool may_send_now = config_.send_on_caller && online();
     detail::queue_machine::admission admitted;
     const sync_action* action = nullptr;
     {
