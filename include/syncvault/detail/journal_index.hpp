@@ -1,14 +1,14 @@
 #ifndef SYNCVAULT_DETAIL_JOURNAL_INDEX_HPP
 #define SYNCVAULT_DETAIL_JOURNAL_INDEX_HPP
 
-// file_journal's in-memory index: for each stored action, its id and where its entry lies in the
-// file, in insertion order, plus an open-addressing table from id to position. The table holds
-// 8-byte buckets (position and a 32-bit hash), so a probe rarely touches a string and growing
-// never rehashes one: opening a journal of a million actions spends its time reading, not
-// chasing hash-node pointers as std::unordered_map would. Removed actions leave tombstones in
-// the order (removal is mostly at the front, FIFO); `sweep` drops them.
+// file_journal's in-memory index: for each stored action, where its entry lies in the file, in
+// insertion order (`slots`), and a map from id to position in that order. The map is
+// boost::unordered_flat_map (open addressing, SIMD-probed groups, no node per element); it holds
+// each id once, the slots hold none. Removed actions leave tombstones in the order (removal is
+// mostly at the front, FIFO); `sweep` drops them and renumbers the map.
 
-#include <algorithm>
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -22,22 +22,20 @@ class journal_index {
 public:
     /** One action; `len == 0` marks a tombstone (an entry is never empty). */
     struct slot {
-        std::string id;
-        std::uint64_t off;   // the entry's offset in the journal
-        std::uint32_t len;   // the entry's size
-        std::uint32_t hash;
+        std::uint64_t off;  // the entry's offset in the journal
+        std::uint32_t len;  // the entry's size
     };
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
-    std::size_t size() const noexcept { return live_; }
+    std::size_t size() const noexcept { return map_.size(); }
     std::vector<slot>& slots() noexcept { return slots_; }
     const std::vector<slot>& slots() const noexcept { return slots_; }
 
     /** Position of `id` in `slots()`, or npos. */
     std::size_t find(std::string_view id) const noexcept
     {
-        const std::size_t b = bucket_of(id, hash(id));
-        return b == npos ? npos : table_[b].pos;
+        const auto it = map_.find(id);
+        return it == map_.end() ? npos : it->second;
     }
 
     /**
@@ -46,112 +44,69 @@ public:
      */
     std::uint32_t put(std::string_view id, std::uint64_t off, std::uint32_t len)
     {
-        const std::uint32_t h = hash(id);
-        if (const std::size_t b = bucket_of(id, h); b != npos) {
-            auto& s = slots_[table_[b].pos];
+        if (const auto it = map_.find(id); it != map_.end()) {
+            auto& s = slots_[it->second];
             const std::uint32_t old = s.len;
             s.off = off;
             s.len = len;
             return old;
         }
-        if ((live_ + 1) * 4 > table_.size() * 3) rebuild(std::max<std::size_t>(64, table_.size() * 2));
-        place(static_cast<std::uint32_t>(slots_.size()), h);
-        slots_.push_back({std::string(id), off, len, h});
-        ++live_;
+        slots_.push_back({off, len});
+        try {
+            map_.emplace(std::string(id), static_cast<std::uint32_t>(slots_.size() - 1));
+        } catch (...) {
+            slots_.pop_back();
+            throw;
+        }
         return 0;
     }
 
     /** Forgets `id`; returns its entry's size, 0 if it was not there. */
     std::uint32_t erase(std::string_view id)
     {
-        std::size_t i = bucket_of(id, hash(id));
-        if (i == npos) return 0;
-        auto& s = slots_[table_[i].pos];
+        const auto it = map_.find(id);
+        if (it == map_.end()) return 0;
+        auto& s = slots_[it->second];
         const std::uint32_t old = s.len;
         s.len = 0;
-        std::string().swap(s.id);
-        --live_;
-        // Backward-shift deletion keeps linear probing free of table tombstones.
-        const std::size_t mask = table_.size() - 1;
-        for (std::size_t j = (i + 1) & mask; table_[j].pos != empty; j = (j + 1) & mask) {
-            const std::size_t home = table_[j].hash & mask;
-            const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-            if (!stays) {
-                table_[i] = table_[j];
-                i = j;
-            }
-        }
-        table_[i] = {empty, 0};
+        map_.erase(it);
         return old;
     }
 
     void clear() noexcept
     {
         slots_.clear();
-        table_.assign(table_.size(), {empty, 0});
-        live_ = 0;
+        map_.clear();
     }
 
     /** Tombstones in the order outnumber live entries (worth a `sweep`). */
-    bool sparse() const noexcept { return slots_.size() >= 1024 && slots_.size() >= 2 * live_; }
+    bool sparse() const noexcept { return slots_.size() >= 1024 && slots_.size() >= 2 * map_.size(); }
 
     /** Drops tombstones from the order; positions change. */
     void sweep()
     {
-        std::size_t j = 0;
+        std::vector<std::uint32_t> moved_to(slots_.size());
+        std::uint32_t j = 0;
         for (std::size_t p = 0; p < slots_.size(); ++p)
             if (slots_[p].len) {
-                if (p != j) slots_[j] = std::move(slots_[p]);  // never self-move a string
-                ++j;
+                moved_to[p] = j;
+                slots_[j++] = slots_[p];
             }
         slots_.resize(j);
-        if (slots_.capacity() > 4 * j + 1024) slots_.shrink_to_fit();
-        rebuild(table_.size());
+        if (slots_.capacity() > 4 * std::size_t{j} + 1024) slots_.shrink_to_fit();
+        for (auto& [id, pos] : map_) pos = moved_to[pos];
+        // A map emptied by FIFO removal keeps its buckets; give them back when mostly unused.
+        if (map_.bucket_count() > 8 * map_.size() + 1024) map_.rehash(0);
     }
 
 private:
-    struct bucket {
-        std::uint32_t pos;   // position in slots_, or `empty`
-        std::uint32_t hash;
+    struct id_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
     };
-    static constexpr std::uint32_t empty = 0xFFFFFFFFu;
-
-    static std::uint32_t hash(std::string_view id) noexcept
-    {
-        const std::uint64_t h = std::hash<std::string_view>{}(id);
-        return static_cast<std::uint32_t>(h ^ (h >> 32));
-    }
-
-    std::size_t bucket_of(std::string_view id, std::uint32_t h) const noexcept
-    {
-        if (table_.empty()) return npos;
-        const std::size_t mask = table_.size() - 1;
-        for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-            const auto& b = table_[i];
-            if (b.pos == empty) return npos;
-            if (b.hash == h && slots_[b.pos].id == id) return i;
-        }
-    }
-
-    void place(std::uint32_t pos, std::uint32_t h) noexcept
-    {
-        const std::size_t mask = table_.size() - 1;
-        std::size_t i = h & mask;
-        while (table_[i].pos != empty) i = (i + 1) & mask;
-        table_[i] = {pos, h};
-    }
-
-    void rebuild(std::size_t buckets)
-    {
-        while (buckets > 64 && live_ * 4 < buckets) buckets /= 2;  // shrink after mass removal
-        table_.assign(buckets, {empty, 0});
-        for (std::size_t p = 0; p < slots_.size(); ++p)
-            if (slots_[p].len) place(static_cast<std::uint32_t>(p), slots_[p].hash);
-    }
 
     std::vector<slot> slots_;
-    std::vector<bucket> table_;  // a power of two, at most 3/4 full
-    std::size_t live_ = 0;       // live slots, and occupied buckets
+    boost::unordered_flat_map<std::string, std::uint32_t, id_hash, std::equal_to<>> map_;
 };
 
 } // namespace syncvault::detail
