@@ -13,6 +13,7 @@
 #include <syncvault/storage/file_journal.hpp>
 
 #include "legacy_journal_index.hpp"
+#include "string_keyed_index.hpp"
 
 #ifdef SYNCVAULT_BENCH_SQLITE
 #include <sqlite3.h>
@@ -243,30 +244,33 @@ void compare_indexes(const fs::path& root, std::size_t n)
         check(j.flush(), "flush");
     }
     const std::size_t churn_n = std::max<std::size_t>(n / 4, 20'000);
-    index_numbers legacy, flat;
-    for (int round = 0; round < 3; ++round) {  // interleaved, best of three: load moves both alike
+    index_numbers legacy, keyed, flat;
+    for (int round = 0; round < 3; ++round) {  // interleaved, best of three: load moves all alike
         measure_index<syncvault_bench::legacy_journal_index>(root, big, n, churn_n, legacy);
+        measure_index<syncvault_bench::string_keyed_index>(root, big, n, churn_n, keyed);
         measure_index<syncvault::detail::journal_index>(root, big, n, churn_n, flat);
     }
     fs::remove_all(big);
-    auto row = [](const char* what, const char* unit, double old_v, double new_v, bool lower_is_better) {
+    auto row = [](const char* what, double old_v, double keyed_v, double new_v, bool lower_is_better) {
         const double gain = lower_is_better ? old_v / new_v : new_v / old_v;
-        std::printf("%-46s %14.3f%-2s %14.3f%-2s %7.2fx\n", what, old_v, unit, new_v, unit, gain);
+        std::printf("%-46s %13.3f %13.3f %13.3f %7.2fx\n", what, old_v, keyed_v, new_v, gain);
     };
-    std::printf("\nfile_journal index, %zu actions (best of 3, same run)  %16s %16s %8s\n", n,
-                "hand-written", "unordered_flat", "new/old");
-    row("open: scan, checksums, index", "s", legacy.open_s, flat.open_s, true);
-    row("load_all after it", "s", legacy.load_s, flat.load_s, true);
-    row("RSS per action after open", "B", legacy.bytes_per_action, flat.bytes_per_action, true);
-    row("save+update+remove, durability none (k ops/s)", "", legacy.churn_per_s / 1e3, flat.churn_per_s / 1e3, false);
-    row("index alone: put, find, update, erase (M/s)", "", legacy.index_per_s / 1e6, flat.index_per_s / 1e6, false);
-    std::printf("{\"bench\":\"storage_index\",\"n\":%zu,\"churn_n\":%zu,"
-                "\"legacy_open_s\":%.4f,\"flat_open_s\":%.4f,\"legacy_load_s\":%.4f,\"flat_load_s\":%.4f,"
-                "\"legacy_bytes_per_action\":%.1f,\"flat_bytes_per_action\":%.1f,"
-                "\"legacy_churn_per_s\":%.1f,\"flat_churn_per_s\":%.1f,"
-                "\"legacy_index_per_s\":%.1f,\"flat_index_per_s\":%.1f}\n",
-                n, churn_n, legacy.open_s, flat.open_s, legacy.load_s, flat.load_s, legacy.bytes_per_action,
-                flat.bytes_per_action, legacy.churn_per_s, flat.churn_per_s, legacy.index_per_s, flat.index_per_s);
+    std::printf("\nfile_journal index, %zu actions, best of 3 in one run\n%-46s %13s %13s %13s %8s\n", n, "measure",
+                "hand-written", "flat_map<str>", "flat_set<pos>", "set/hand");
+    row("open: scan, checksums, index (s)", legacy.open_s, keyed.open_s, flat.open_s, true);
+    row("load_all after it (s)", legacy.load_s, keyed.load_s, flat.load_s, true);
+    row("RSS per action after open (B)", legacy.bytes_per_action, keyed.bytes_per_action, flat.bytes_per_action, true);
+    row("save+update+remove, durability none (k/s)", legacy.churn_per_s / 1e3, keyed.churn_per_s / 1e3,
+        flat.churn_per_s / 1e3, false);
+    row("index alone: put, find, update, erase (M/s)", legacy.index_per_s / 1e6, keyed.index_per_s / 1e6,
+        flat.index_per_s / 1e6, false);
+    std::printf("{\"bench\":\"storage_index\",\"n\":%zu,\"churn_n\":%zu", n, churn_n);
+    for (auto [name, v] : {std::pair{"legacy", &legacy}, std::pair{"flat_map", &keyed}, std::pair{"flat_set", &flat}})
+        std::printf(",\"%s_open_s\":%.4f,\"%s_load_s\":%.4f,\"%s_bytes_per_action\":%.1f,"
+                    "\"%s_churn_per_s\":%.1f,\"%s_index_per_s\":%.1f",
+                    name, v->open_s, name, v->load_s, name, v->bytes_per_action, name, v->churn_per_s, name,
+                    v->index_per_s);
+    std::printf("}\n");
 }
 
 } // namespace
