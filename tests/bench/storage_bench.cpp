@@ -245,7 +245,7 @@ void compare_indexes(const fs::path& root, std::size_t n)
     }
     const std::size_t churn_n = std::max<std::size_t>(n / 4, 20'000);
     index_numbers legacy, keyed, flat;
-    for (int round = 0; round < 3; ++round) {  // interleaved, best of three: load moves all alike
+    for (int round = 0; round < 5; ++round) {  // interleaved, best of five: load moves all alike
         measure_index<syncvault_bench::legacy_journal_index>(root, big, n, churn_n, legacy);
         measure_index<syncvault_bench::string_keyed_index>(root, big, n, churn_n, keyed);
         measure_index<syncvault::detail::journal_index>(root, big, n, churn_n, flat);
@@ -255,7 +255,7 @@ void compare_indexes(const fs::path& root, std::size_t n)
         const double gain = lower_is_better ? old_v / new_v : new_v / old_v;
         std::printf("%-46s %13.3f %13.3f %13.3f %7.2fx\n", what, old_v, keyed_v, new_v, gain);
     };
-    std::printf("\nfile_journal index, %zu actions, best of 3 in one run\n%-46s %13s %13s %13s %8s\n", n, "measure",
+    std::printf("\nfile_journal index, %zu actions, best of 5 in one run\n%-46s %13s %13s %13s %8s\n", n, "measure",
                 "hand-written", "flat_map<str>", "flat_set<pos>", "set/hand");
     row("open: scan, checksums, index (s)", legacy.open_s, keyed.open_s, flat.open_s, true);
     row("load_all after it (s)", legacy.load_s, keyed.load_s, flat.load_s, true);
