@@ -21,7 +21,8 @@
  * calling `make()` again, so a model that locks its store exclusively works. With
  * `durable = true` the laws also check that a new instance returns what the previous one stored.
  * Times in the actions the laws save are whole milliseconds: a model may keep times to the
- * millisecond.
+ * millisecond. Every field counts, release 0.2's too (`lane` and `coalesce_key` of any bytes,
+ * several `after` ids in order, `answered`), set and unset again by updates.
  */
 
 #include <syncvault/action.hpp>
