@@ -548,8 +548,7 @@ TEST_CASE("sqlite_storage keeps a table a person can query", "[storage][sqlite]"
     CHECK(raw.query("SELECT id FROM syncvault_actions WHERE state = 'dead'") == "y");
     CHECK(raw.query("SELECT json_extract(headers, '$[0][0]') FROM syncvault_actions WHERE id = 'z'") ==
           "Content-Type");
-    CHECK(raw.query("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE type = 'table' "
-                    "ORDER BY name)") == "syncvault_actions,syncvault_quarantine");
+    CHECK(raw.query("SELECT count(*) FROM sqlite_master WHERE type = 'table'") == "1");
 }
 
 TEST_CASE("sqlite_storage flush() checkpoints the WAL", "[storage][sqlite]")
@@ -732,7 +731,7 @@ TEST_CASE("sqlite_storage migrates a version 1 database in place and keeps every
         CHECK(raw.query("SELECT extra FROM syncvault_actions WHERE id = 'old-2'").empty());  // NULL
         CHECK(raw.query("SELECT json_extract(extra, '$.lane') FROM syncvault_actions WHERE id = 'old-1'") ==
               "caf\xc3\xa9");
-        CHECK(raw.query("SELECT count(*) FROM syncvault_quarantine") == "0");
+        CHECK(raw.query("SELECT count(*) FROM sqlite_master WHERE type = 'table'") == "1");
     }
     sqlite_storage again(db);  // a migrated database opens as a current one
     CHECK(load(again) == std::vector<sync_action>{one, two, three});

@@ -19,13 +19,13 @@
  * an unknown version, or an SQLite database that belongs to someone else, is refused with
  * `std::system_error` and left untouched, as is a file that is not SQLite at all. A version 1
  * database (syncvault 0.1) is migrated in place, in one transaction, when it is opened: it gains
- * the `extra` column and the quarantine table, and keeps every row.
+ * the `extra` column and keeps every row.
  *
  * ## Rows that cannot be read back
  * A row `load_all` cannot decode (a column of the wrong type, an unknown method, malformed
  * headers or `extra`: edited by hand, or written by a buggy tool) never fails the load: it is
  * moved, as it was, into `syncvault_quarantine` (the same columns, plus `reason` and
- * `quarantined_at_ms`), every other row is returned, and a `diagnostic` with
+ * `quarantined_at_ms`; created with the first such row), every other row is returned, and a `diagnostic` with
  * `errc::storage_corrupt` naming the row waits in `take_diagnostics()` (the vault reports it to
  * the application). If even the move fails, the row stays where it is, is skipped, and the
  * diagnostic says so.
@@ -494,7 +494,6 @@ private:
                           " last_error INTEGER NOT NULL,"
                           " extra TEXT)",  // JSON object of the 0.2+ fields, NULL when none
                           "cannot create the table");
-                create_quarantine();
                 open_exec(("PRAGMA application_id=" + std::to_string(application_id)).c_str(),
                           "cannot mark the database");
                 open_exec(("PRAGMA user_version=" + std::to_string(schema_version)).c_str(),
@@ -511,7 +510,6 @@ private:
                                    "cannot read the database schema") == 0)
                     open_exec("ALTER TABLE syncvault_actions ADD COLUMN extra TEXT",
                               "cannot migrate the table to schema version 2");
-                create_quarantine();
                 open_exec(("PRAGMA user_version=" + std::to_string(schema_version)).c_str(),
                           "cannot set the schema version");
             }
@@ -534,10 +532,6 @@ private:
             select_ = prepare((std::string("SELECT ") + columns +
                                ", position FROM syncvault_actions ORDER BY position")
                                   .c_str());
-            quarantine_ = prepare((std::string("INSERT INTO syncvault_quarantine (position, ") + columns +
-                                   ", reason, quarantined_at_ms) SELECT position, " + columns +
-                                   ", ?2, ?3 FROM syncvault_actions WHERE position = ?1")
-                                      .c_str());
             unquarantined_ = prepare("DELETE FROM syncvault_actions WHERE position = ?1");
             begin_ = prepare("BEGIN IMMEDIATE");
             commit_ = prepare("COMMIT");
@@ -547,14 +541,28 @@ private:
         }
 
         // Where rows that cannot be decoded are kept, as they were: the actions table's columns
-        // without types (a misfit value is kept as is), why, and when.
-        void create_quarantine()
+        // without types (a misfit value is kept as is), why, and when. Created with the first
+        // such row (inside its transaction), so a healthy database keeps one table.
+        std::error_code prepare_quarantine()
         {
-            open_exec("CREATE TABLE IF NOT EXISTS syncvault_quarantine ("
-                      " position, id, method, path, body, headers, idempotency_key, attempts,"
-                      " sequence, state, created_at_ms, next_attempt_at_ms, last_status,"
-                      " last_error, extra, reason TEXT NOT NULL, quarantined_at_ms INTEGER NOT NULL)",
-                      "cannot create the quarantine table");
+            if (quarantine_) return {};
+            if (auto ec = exec("CREATE TABLE IF NOT EXISTS syncvault_quarantine ("
+                               " position, id, method, path, body, headers, idempotency_key, attempts,"
+                               " sequence, state, created_at_ms, next_attempt_at_ms, last_status,"
+                               " last_error, extra, reason TEXT NOT NULL, quarantined_at_ms INTEGER NOT NULL)",
+                               "set aside a row"))
+                return ec;
+            constexpr const char* columns =
+                "id, method, path, body, headers, idempotency_key, attempts, sequence, state, "
+                "created_at_ms, next_attempt_at_ms, last_status, last_error, extra";
+            const std::string sql = std::string("INSERT INTO syncvault_quarantine (position, ") + columns +
+                                    ", reason, quarantined_at_ms) SELECT position, " + columns +
+                                    ", ?2, ?3 FROM syncvault_actions WHERE position = ?1";
+            sqlite3_stmt* raw = nullptr;
+            if (int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr); rc != SQLITE_OK)
+                return fail(rc, "set aside a row");
+            quarantine_.reset(raw);
+            return {};
         }
 
         std::error_code fail(int rc, std::string_view op)
@@ -771,6 +779,7 @@ private:
                 detail::sqlite_stmt_scope scope(begin_.get());
                 ec = step(begin_.get(), "set aside a row");
             }
+            if (!ec) ec = prepare_quarantine();
             if (!ec) {
                 const auto now = detail::to_epoch_ms(std::chrono::system_clock::now());
                 detail::sqlite_stmt_scope scope(quarantine_.get());
@@ -792,6 +801,7 @@ private:
             }
             if (ec) {
                 moved = false;
+                quarantine_.reset();  // its table may have been rolled back with the rest
                 if (!sqlite3_get_autocommit(db)) {
                     detail::sqlite_stmt_scope scope(rollback_.get());
                     sqlite3_step(rollback_.get());
