@@ -1380,3 +1380,30 @@ TEST_CASE("file_journal flush() after clear() or remove() makes them survive a p
         }
     }
 }
+
+TEST_CASE("file_journal clear() and flush() during a compaction survive a power cut", "[file_journal][power_cut][compaction]")
+{
+    temp_dir dir, cut;
+    file_journal* self = nullptr;
+    bool fired = false;
+    auto o = opts(durability::per_record, 0, false);
+    o.hook = [&](journal_event e) {
+        if (e != journal_event::compaction_copied || fired) return;
+        fired = true;  // the live records are copied; the switch comes next
+        REQUIRE(!self->clear());
+        REQUIRE(!self->flush());
+    };
+    file_journal j{dir.path, o};
+    self = &j;
+    for (int i = 0; i < 50; ++i) REQUIRE(!j.save(make_action("c" + std::to_string(i))));
+    for (int i = 0; i < 10; ++i) REQUIRE(!j.remove("c" + std::to_string(i)));
+    REQUIRE(!j.compact());
+    REQUIRE(fired);
+    CHECK(j.count() == 0);
+    CHECK(j.stats().synced_bytes == j.stats().file_bytes);
+    const auto bytes = read_file(j.path()).substr(0, j.stats().synced_bytes);
+    write_file(cut / "syncvault.journal", bytes);
+    file_journal after{cut.path};
+    CHECK(load(after).empty());
+    CHECK(after.take_diagnostics().empty());
+}
