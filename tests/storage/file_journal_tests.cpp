@@ -1237,6 +1237,22 @@ TEST_CASE("file_journal sets aside a record that passes its checksum but cannot 
         named = "\"x\"";
         kept = {a, b, y, c, d};
     }
+    SECTION("an update that cannot be decoded falls back to the version before it, in its place")
+    {
+        auto b2 = make_action("b", 2);
+        bad = put_record("b", json_with(b2, "attempts", "two"));
+        named = "\"b\" at byte " + std::to_string(jd::journal_magic_size + put_record(a).size() + put_record(b).size() +
+                                                  jd::journal_header_size + 1) +
+                " (a field is missing or mistyped), which fell back to its previous version";
+        CHECK(kept[1] == make_action("b"));
+    }
+    SECTION("no fallback to a version that was removed")
+    {
+        bad = sealed_record(std::string(1, char(jd::journal_op::remove)) + "b") +
+              put_record("b", json_with(make_action("b", 2), "dead", 1));
+        named = "\"b\"";
+        kept = {a, c, d};
+    }
     SECTION("an entry whose lengths do not fit its record (found on open)")
     {
         std::string body(1, char(jd::journal_op::put));

@@ -26,8 +26,9 @@
  *     `errc::storage_corrupt` naming both files waits in `take_diagnostics()`;
  *   - a record that passes its checksum but cannot be decoded (malformed framing found on open,
  *     or JSON that is not an action found by `load_all`) is set aside the same way, and every
- *     other record, before and after it, is kept. It never makes a constructor or `load_all`
- *     fail.
+ *     other record, before and after it, is kept: an action whose newest record is bad keeps
+ *     the version before it, in its place, when the file still holds one that decodes. It never
+ *     makes a constructor or `load_all` fail.
  * - A failed write (disk full, I/O error) returns `errc::storage_failed`, cuts the file back to
  *   where it was and leaves the stored set unchanged. A failed `fdatasync` leaves the journal
  *   refusing writes until it is reopened (the kernel may have dropped the unsynced pages); the
@@ -77,6 +78,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -286,8 +288,9 @@ public:
             // again if it moved what was read.
             while (compacting_) sync_cv_.wait_for(lk, std::chrono::milliseconds(5));
             if (gen != file_gen_ && round < 3) continue;
-            set_aside_undecodable(lk, bad);
-            return out;
+            // An action whose newest record is bad but an older one decodes (an update gone
+            // wrong) falls back to that version in its place: read again to return it.
+            if (!set_aside_undecodable(lk, bad)) return out;
         }
     }
 
@@ -831,23 +834,72 @@ private:
         if (!damage.empty()) set_aside(lk, damage);
     }
 
-    // Forgets the entries in `bad` that are still the stored version of their id, then sets the
+    // The newest entry for `id` before byte `before` that decodes, and that no remove or clear
+    // after it undid: the version an undecodable update replaced. Scans the file (rare).
+    std::optional<std::pair<std::uint64_t, std::uint32_t>> older_version(std::string_view id, std::uint64_t before)
+    {
+        std::vector<std::pair<std::uint64_t, std::uint32_t>> found;
+        journal_reader r(file_->get(), end_);
+        const char* p = nullptr;
+        std::size_t avail = 0;
+        for (std::uint64_t off = journal_magic_size; off < before;) {
+            if (r.fetch(off, journal_header_size, p, avail) || avail < journal_header_size) break;
+            const std::uint32_t len = journal_get_u32(p + 4);
+            if (len == 0 || r.fetch(off, journal_header_size + len, p, avail) || avail < journal_header_size + len)
+                break;
+            const char* body = p + journal_header_size;
+            const std::uint64_t body_off = off + journal_header_size;
+            const std::size_t n = len - 1;
+            journal_entry e;
+            switch (static_cast<journal_op>(body[0])) {
+            case journal_op::put:
+            case journal_op::batch:
+                for (std::size_t k = 0; k < n && journal_parse_entry(body + 1 + k, n - k, e); k += e.size)
+                    if (e.id == id && body_off + 1 + k < before)
+                        found.emplace_back(body_off + 1 + k, static_cast<std::uint32_t>(e.size));
+                break;
+            case journal_op::remove:
+                if (std::string_view(body + 1, n) == id) found.clear();
+                break;
+            case journal_op::clear: found.clear(); break;
+            }
+            off += journal_header_size + len;
+        }
+        for (auto it = found.rbegin(); it != found.rend(); ++it) {
+            journal_entry e;
+            if (r.fetch(it->first, it->second, p, avail) || avail < it->second ||
+                !journal_parse_entry(p, avail, e))
+                continue;
+            if (auto a = parse_action(e.json); a && a->id == id) return *it;
+        }
+        return std::nullopt;
+    }
+
+    // Replaces each entry in `bad` that is still the stored version of its id by the version
+    // before it, if one decodes (true if any did), or else forgets the action; then sets the
     // journal aside as opening does (the evidence kept, the journal rewritten without them) and
-    // reports them. If the file cannot be set aside, they are still forgotten (a reopen finds
-    // them again) and the report says so. Never throws: this runs inside load_all.
-    void set_aside_undecodable(std::unique_lock<std::mutex>& lk, const std::vector<undecodable>& bad)
+    // reports them. If the file cannot be set aside, the report says so (a reopen finds them
+    // again). Never throws: this runs inside load_all.
+    bool set_aside_undecodable(std::unique_lock<std::mutex>& lk, const std::vector<undecodable>& bad)
     {
         std::string damage;
         std::size_t n = 0;
+        bool fell_back = false;
         for (const auto& b : bad) {
             const std::size_t pos = index_.find(b.id);
             if (pos == Index::npos || index_.slots()[pos].off != b.off) continue;  // replaced meanwhile
-            apply_remove(b.id);
-            if (n++ < 8)
-                damage += (n > 1 ? "; " : "") + std::string("the record of action \"") + b.id + "\" at byte " +
-                          std::to_string(b.off) + " (" + b.why + ")";
+            std::string what = "the record of action \"" + b.id + "\" at byte " + std::to_string(b.off) + " (" +
+                               b.why + ")";
+            if (const auto older = older_version(b.id, b.off)) {
+                apply_put(b.id, older->first, older->second);  // keeps its place
+                fell_back = true;
+                what += ", which fell back to its previous version";
+            } else {
+                apply_remove(b.id);
+            }
+            if (n++ < 8) damage += (n > 1 ? "; " : "") + what;
         }
-        if (n == 0) return;  // another load set them aside
+        if (n == 0) return false;  // another load set them aside
         damage = "held " + std::to_string(n) +
                  " record(s) that passed their checksum but cannot be decoded: " + damage +
                  (n > 8 ? "; ..." : "") + "; set them aside and kept every other record";
@@ -860,6 +912,7 @@ private:
                                         "): the records stay in it and are found again at the next open"});
         }
         if (!lk.owns_lock()) lk.lock();
+        return fell_back;
     }
 
     // Keeps the damaged file under another name (a hard link: no copy, atomic), then rewrites
