@@ -381,15 +381,11 @@ int main(int argc, char** argv)
         server.reset_records();
     }
     server.set_latency(0ms);
-    std::printf("
-vault drain of %zu lanes x %zu actions (file_journal, background_sync), server latency %lld ms:
-",
+    std::printf("\nvault drain of %zu lanes x %zu actions (file_journal, background_sync), server latency %lld ms:\n",
                 lanes, per_lane * std::size_t(rounds), static_cast<long long>(latency.count()));
-    std::printf("%-52s %10.0f/s %9.1f us CPU
-", "max_in_flight = 1", one_total.per_s(), one_total.cpu_us());
+    std::printf("%-52s %10.0f/s %9.1f us CPU\n", "max_in_flight = 1", one_total.per_s(), one_total.cpu_us());
     std::snprintf(label, sizeof label, "max_in_flight = %u", threads);
-    std::printf("%-52s %10.0f/s %9.1f us CPU
-", label, many_total.per_s(), many_total.cpu_us());
+    std::printf("%-52s %10.0f/s %9.1f us CPU\n", label, many_total.per_s(), many_total.cpu_us());
     std::printf("%-52s %7.2fx (goal 6x with 8)\n", "speed-up", many_total.per_s() / one_total.per_s());
     std::printf("{\"bench\":\"network_lanes\",\"lanes\":%zu,\"n\":%zu,\"latency_ms\":%lld,\"max_in_flight\":%u,"
                 "\"one_per_s\":%.0f,\"many_per_s\":%.0f,\"speedup\":%.2f}\n",
