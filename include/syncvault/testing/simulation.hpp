@@ -69,9 +69,11 @@
 #include <syncvault/testing/simulation/seams.hpp>
 #include <syncvault/testing/simulation/simulator.hpp>
 #include <syncvault/testing/simulation/workload.hpp>
+#include <syncvault/testing/simulation/faults.hpp>
 #include <syncvault/testing/simulation/fault_layer.hpp>
 #include <syncvault/testing/simulation/power_model.hpp>
 #include <syncvault/testing/simulation/oracle.hpp>
 #include <syncvault/testing/simulation/driver.hpp>
+#include <syncvault/testing/simulation/threaded.hpp>
 
 #endif

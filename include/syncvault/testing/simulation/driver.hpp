@@ -17,16 +17,17 @@
 
 namespace syncvault::testing {
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::uint64_t simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::mix(std::uint64_t seed,
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::uint64_t
+simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::mix(std::uint64_t seed,
                                                                                       std::uint64_t salt) noexcept
 {
     sim_random r(seed ^ (salt * 0x9e3779b97f4a7c15ULL));
     return r.next();
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::configure()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::configure()
 {
     cfg_.base_url = "http://sim.test/api";
     cfg_.receive_timeout = ms{rng_.between(1, 30) * 1'000};
@@ -42,14 +43,51 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::configu
         if (!sim_.make_server_) server_ = model_server(cfg_.idempotency_header);
     power_cuts_ = opt_.power_cuts && StorageFactory::models_power_loss;
     online_ = true;
+    configure_faults();
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::string simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::describe_config() const
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::configure_faults()
+{
+    // Drawn from their own stream, so a seed's schedule without them is what it always was.
+    frng_ = sim_random(mix(seed_, 0xfa17));
+    constexpr double callback_rates[] = {0, 0.02, 0.05, 0.15};
+    constexpr double reentry_rates[] = {0, 0.03, 0.08, 0.2};
+    callback_throw_rate_ = opt_.throwing_callbacks ? callback_rates[frng_.below(4)] : 0;
+    reentry_rate_ = opt_.reentrant_callbacks ? reentry_rates[frng_.below(4)] : 0;
+    storage_throw_rate_ = opt_.storage_faults && frng_.chance(0.5) ? 0.02 : 0;
+    transport_throw_rate_ = opt_.throwing_transport && frng_.chance(0.5) ? 0.05 : 0;
+    if (!opt_.throwing_callbacks) return;
+    cfg_.before_send = [this](http_request& r) { before_send_hook(r); };
+    cfg_.on_dead_letter = [this](const sync_event&) {
+        if (!injecting_ || !alive_ || violation_ || !frng_.chance(0.3)) return;
+        ++stats_.callback_throws;
+        note("(on_dead_letter throws)");
+        throw sim_fault("simulated on_dead_letter threw");
+    };
+    if (frng_.chance(0.3)) {
+        // A dispatcher (a GUI's queue) that fails after running the callback: the vault must go on.
+        cfg_.dispatch = [this](std::function<void()> fn) {
+            fn();
+            if (!injecting_ || !alive_ || violation_ || !frng_.chance(callback_throw_rate_)) return;
+            ++stats_.callback_throws;
+            note("(dispatch throws)");
+            throw sim_fault("simulated dispatch threw");
+        };
+    }
+}
+
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::describe_config() const
 {
     const vault_config defaults;  // (a `vault_config{}` temporary here crashes g++ 12)
     std::string s =
         "max_retries=" + std::to_string(cfg_.max_retries) + " write_ahead=" + (cfg_.write_ahead ? "on" : "off");
+    if (callback_throw_rate_ > 0) s += " callback_throws=" + std::to_string(int(callback_throw_rate_ * 100)) + "%";
+    if (reentry_rate_ > 0) s += " reentry=" + std::to_string(int(reentry_rate_ * 100)) + "%";
+    if (storage_throw_rate_ > 0 && storage_faults_on()) s += " storage_throws";
+    if (transport_throw_rate_ > 0) s += " transport_throws";
+    if (cfg_.dispatch) s += " dispatch";
     if (cfg_.idempotency_key_lifetime.count() > 0)
         s += " key_lifetime=" + std::to_string(cfg_.idempotency_key_lifetime.count() / 1000) + "s";
     if (cfg_.max_pending != defaults.max_pending) s += " max_pending=" + std::to_string(cfg_.max_pending);
@@ -58,33 +96,34 @@ std::string simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::
     return s;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-RetryPolicy simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::make_retry()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+RetryPolicy simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::make_retry()
 {
     const auto s = mix(seed_, 0x7e7 + processes_);
     return sim_.make_retry_ ? sim_.make_retry_(s) : default_retry(s);
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-Transport simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::make_transport()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+Transport simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::make_transport()
 {
     sim_network net(this);
     return sim_.make_transport_ ? sim_.make_transport_(net) : default_transport(net);
 }
 
 /** Builds the vault over the store; after a crash, checks what it reloaded. */
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::build_vault(bool after_crash)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::build_vault(bool after_crash)
 {
     ++processes_;
     alive_ = true;
+    injecting_ = false;
     last_failed_ = false;
     statuses_.clear();
     call_ = call::construct;
     try {
         vault_ = std::make_unique<vault_type>(cfg_, detail::sim_probe<Transport>(make_transport(), this),
                                               detail::sim_storage<storage_type>(factory_.open(), this),
-                                              manual_connectivity{online_}, make_retry(), clock_);
+                                              Connectivity{online_}, make_retry(), clock_);
     } catch (const std::exception& e) {
         call_ = call::none;
         fail("no-loss", std::string("the vault could not be rebuilt over its storage: ") + e.what());
@@ -94,16 +133,21 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::build_v
     event_sub_ = vault_->on_event([this](const sync_event& e) { on_event(e); });
     status_sub_ = vault_->on_status([this](sync_status s) { on_status(s); });
     wake_sub_ = vault_->on_wake([this] { woken_ = true; });
+    install_user_callbacks();
+    injecting_ = true;
     wake_.reset();
     woken_ = true;  // a new process polls at once, as background_sync would
     if (after_crash) check_reload();
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::quiet_period()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::quiet_period()
 {
     fault_rate_ = 0;
     crash_countdown_ = 0;
+    injecting_ = false;
+    storage_down_until_.reset();
+    storage_throw_rate_ = transport_throw_rate_ = callback_throw_rate_ = reentry_rate_ = 0;
     begin_step("quiet period: online, no faults");
     if (!online_) {
         online_ = true;
@@ -127,8 +171,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::quiet_p
     if (vault_->pending_count() != 0) fail("liveness", "the vault still holds actions after the quiet period");
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-simulation_result simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::finish()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+simulation_result simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::finish()
 {
     simulation_result r;
     r.seed = seed_;
@@ -139,6 +183,8 @@ simulation_result simulation<StorageFactory, RetryPolicy, Server, Transport>::ru
     stats_.actions = actions_.size();
     stats_.operations = ops_;
     r.stats = stats_;
+    user_event_sub_.reset();
+    user_status_sub_.reset();
     event_sub_.reset();
     status_sub_.reset();
     wake_sub_.reset();
@@ -146,18 +192,19 @@ simulation_result simulation<StorageFactory, RetryPolicy, Server, Transport>::ru
     return r;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::begin_step(std::string what)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::begin_step(std::string what)
 {
     ++step_;
     ++stats_.steps;
     current_.clear();
     current_.push_back("[" + std::to_string(step_) + "] " + at(clock_.now()) + " " + what);
     successes_in_call_ = 0;
+    reentered_ = false;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::end_step()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::end_step()
 {
     if (!alive_ && !violation_) {
         flush_step();
@@ -165,6 +212,11 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::end_ste
         return;
     }
     check_state();
+    if (!requeued_.empty() && !violation_)
+        fail("lifecycle", "requeue() returned true but no `queued` event followed by the end of the step");
+    status_uncertain_ = false;
+    for (auto& t : actions_)
+        if (t.cleared_in_flight) t.awaiting = false;  // its transfer ended without an event, as it must
     if (woken_ && !violation_) {
         woken_ = false;
         // The driver polls soon after a wake-up, as background_sync would.
@@ -174,8 +226,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::end_ste
     flush_step();
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::flush_step()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::flush_step()
 {
     for (const auto& line : current_) digest_ = detail::fnv1a(digest_, line);
     recent_.push_back(std::move(current_));
@@ -184,16 +236,17 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::flush_s
         while (recent_.size() > opt_.trace_steps) recent_.pop_front();
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::fail(std::string invariant, std::string detail)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::fail(std::string invariant,
+                                                                                            std::string detail)
 {
     if (violation_) return;
     note("!! violation [" + invariant + "] " + detail);
     violation_ = simulation_violation{step_, std::move(invariant), std::move(detail)};
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::string simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::at(time_point t) const
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::at(time_point t) const
 {
     const auto d = std::chrono::duration_cast<ms>(t - fake_clock::epoch()).count();
     char buf[40];
@@ -202,29 +255,31 @@ std::string simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::
     return buf;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-int simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::index_of(std::string_view id) const
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+int simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::index_of(
+    std::string_view id) const
 {
     auto it = by_id_.find(std::string(id));
     return it == by_id_.end() ? -1 : int(it->second);
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-auto simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::in_flight() -> tracked*
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+auto simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::in_flight() -> tracked*
 {
     for (auto& t : actions_)
         if (t.awaiting) return &t;
     return nullptr;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::size_t simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::count(state s) const
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::size_t simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::count(state s) const
 {
     return std::size_t(std::count_if(actions_.begin(), actions_.end(), [&](const auto& t) { return t.st == s; }));
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::vector<std::size_t> simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::indices(state s) const
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::vector<std::size_t>
+simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::indices(state s) const
 {
     std::vector<std::size_t> out;
     for (std::size_t i = 0; i < actions_.size(); ++i)
@@ -232,29 +287,29 @@ std::vector<std::size_t> simulation<StorageFactory, RetryPolicy, Server, Transpo
     return out;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-int simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::applied_count(const std::string& key) const
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+int simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::applied_count(
+    const std::string& key) const
 {
     auto it = applied_.find(key);
     return it == applied_.end() ? 0 : it->second;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::string simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::kind_name(outcome_kind k)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::kind_name(outcome_kind k)
 {
     return k == outcome_kind::success ? "success" : k == outcome_kind::retry ? "retry" : "permanent";
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::string simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::cut_note(const tracked& t)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::cut_note(const tracked& t)
 {
     return t.cut ? ", " + std::to_string(t.cut) + " attempt(s) cut short by a crash" : std::string();
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-auto simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::retry_after_of(const result<http_response>& o,
-                                                                                        time_point now)
-    -> std::optional<ms>
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+auto simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::retry_after_of(
+    const result<http_response>& o, time_point now) -> std::optional<ms>
 {
     if (!o || (o->status != 429 && o->status != 503)) return std::nullopt;
     auto v = find_header(o->headers, "Retry-After");
@@ -311,6 +366,12 @@ seed_sweep run_seeds(const Simulation& sim, std::uint64_t first, std::size_t cou
         t.power_cuts += r.stats.power_cuts;
         t.clock_jumps += r.stats.clock_jumps;
         t.flaps += r.stats.flaps;
+        t.callback_throws += r.stats.callback_throws;
+        t.reentrant_calls += r.stats.reentrant_calls;
+        t.storage_throws += r.stats.storage_throws;
+        t.storage_failures += r.stats.storage_failures;
+        t.transport_throws += r.stats.transport_throws;
+        t.escapes += r.stats.escapes;
         if (!r.ok()) {
             sweep.failures.push_back(std::move(r));
             if (sweep.failures.size() >= max_failures) break;

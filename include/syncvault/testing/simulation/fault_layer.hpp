@@ -17,9 +17,9 @@
 
 namespace syncvault::testing {
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
 result<http_response>
-simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::network_send(const http_request& r)
+simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::network_send(const http_request& r)
 {
     if (!alive_) return make_error_code(errc::connection_failed);  // nothing leaves a dead process
     crash_point("before the request reached the network");
@@ -137,8 +137,8 @@ simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::network_send
     return std::move(reply.response);
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_applied(tracked& x)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::on_applied(tracked& x)
 {
     if (++applied_[x.key] > 1)
         return fail("exactly-once",
@@ -150,10 +150,13 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_appl
                                     std::to_string(y.no) + ", queued earlier and still pending");
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::transfer_begin(const http_request&)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::transfer_begin(
+    const http_request& r)
 {
-    if (!alive_ || violation_ || direct_) return;
+    if (!alive_ || violation_) return;
+    if (auto key = find_header(r.headers, cfg_.idempotency_header)) ++wire_keys_[std::string(*key)];
+    if (direct_) return;
     auto* x = in_flight();
     if (!x) return fail("lifecycle", "the transport was called without a `started` event");
     ++x->sends;
@@ -168,8 +171,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::transfe
                                   " during a transfer; the model has " + std::to_string(count(state::pending)));
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::transfer_end(
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::transfer_end(
     const http_request&, const result<http_response>& outcome)
 {
     if (!alive_ || violation_) return;
@@ -183,18 +186,16 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::transfe
     }
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::storage_before(storage_op, const sync_action*,
-                                                                                        std::string_view)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::storage_before(
+    storage_op, const sync_action*, std::string_view)
 {
     crash_point("before a storage write");
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::storage_after(storage_op op,
-                                                                                       const sync_action* a,
-                                                                                       std::string_view id,
-                                                                                       std::error_code ec)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::storage_after(
+    storage_op op, const sync_action* a, std::string_view id, std::error_code ec)
 {
     if (!alive_ || violation_ || ec) return;
     if (op == storage_op::save)
@@ -207,8 +208,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::storage
     crash_point("after a storage write");
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::record_save(const sync_action& a)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::record_save(const sync_action& a)
 {
     auto i = index_of(a.id);
     if (i < 0) i = int(add_action(a));
@@ -230,8 +231,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::record_
     if (insert) synced_floor_ = write_log_.size();  // an insert syncs everything before it
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::record_remove(std::string_view id)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::record_remove(
+    std::string_view id)
 {
     const auto i = index_of(id);
     if (i < 0) return;
@@ -257,16 +259,18 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::record_
     t.shadow.reset();
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::log_write(std::size_t i, snapshot s)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::log_write(std::size_t i,
+                                                                                                 snapshot s)
 {
     actions_[i].writes.push_back(write_log_.size());
     actions_[i].written = true;
     write_log_.push_back({i, s});
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::size_t simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::add_action(const sync_action& a)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::size_t
+simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::add_action(const sync_action& a)
 {
     tracked t;
     t.no = int(actions_.size()) + 1;
@@ -283,6 +287,7 @@ std::size_t simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::
         t.headers = request_headers_;
         t.process = processes_;
     }
+    t.origin = current_call_;
     actions_.push_back(std::move(t));
     by_id_.emplace(a.id, actions_.size() - 1);
     return actions_.size() - 1;

@@ -31,6 +31,23 @@ struct simulation_options {
     bool power_cuts = true;        ///< with a factory that models power loss
     bool clock_jumps = true;       ///< wall-clock jumps, forward and back
     bool randomize_config = true;  ///< max_retries, write_ahead, key lifetime, limits per seed
+
+    // ---- faults inside the application and the policies (SPEC 9.1) ----------------------------
+    /// Event and status listeners, `on_dead_letter`, `before_send` and `dispatch` that throw.
+    bool throwing_callbacks = true;
+    /// Listeners that call back into the vault (post, clear_queue, requeue, drop_dead_letter),
+    /// also while the action they report is in flight.
+    bool reentrant_callbacks = true;
+    /// A storage whose `save` throws, or fails for a while (a full disk) and then recovers.
+    bool storage_faults = true;
+    /// A transport whose `send` throws.
+    bool throwing_transport = true;
+    /// Wall-clock jumps of days, forward and back (with `clock_jumps`).
+    bool long_clock_jumps = true;
+    /// Diagnosis only: an exception that escapes a vault call is noted, not a violation, so the
+    /// run goes on to show what it left behind (a wedged drain, a phantom action). The default,
+    /// false, is SPEC 9.1: no fault of a callback or a policy escapes a public call.
+    bool tolerate_escapes = false;
     /// An attempt cut short by a crash counts toward `max_retries + 1` (SPEC 7: a crash never
     /// forgets an increment, so an action that crashes the process on every attempt still ends
     /// in the dead-letter list). False tolerates a vault that starts one more attempt per cut one.
@@ -55,6 +72,10 @@ struct simulation_violation {
 struct simulation_stats {
     std::size_t steps = 0, operations = 0, actions = 0, successes = 0, dead_letters = 0, requests = 0, faults = 0,
                 effects = 0, crashes = 0, power_cuts = 0, clock_jumps = 0, flaps = 0;
+    /// SPEC 9.1 faults injected: callbacks that threw, calls made from callbacks, storage
+    /// writes that threw or failed, transports that threw, escapes seen (tolerate_escapes).
+    std::size_t callback_throws = 0, reentrant_calls = 0, storage_throws = 0, storage_failures = 0,
+                transport_throws = 0, escapes = 0;
 };
 
 /** The outcome of one run. */

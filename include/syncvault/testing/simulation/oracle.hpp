@@ -17,8 +17,8 @@
 
 namespace syncvault::testing {
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_status(sync_status s)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::on_status(sync_status s)
 {
     if (!alive_ || violation_) return;
     if (!statuses_.empty() && statuses_.back() == s)
@@ -26,8 +26,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_stat
     statuses_.push_back(s);
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_event(const sync_event& e)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::on_event(const sync_event& e)
 {
     if (!alive_ || violation_) return;
     const auto i = index_of(e.action_id);
@@ -39,6 +39,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_even
     if (e.idempotency_key != t.key) return fail("lifecycle", n + "'s event carries another key");
     if (!t.queued_seen)
         return fail("lifecycle", n + " has a " + std::string(to_string(e.status)) + " event before `queued`");
+    if (t.removed_by)
+        return fail("lifecycle",
+                    n + " has a " + std::string(to_string(e.status)) + " event after " + t.removed_by + " removed it");
 
     switch (e.status) {
     case sync_event_status::started: return on_started(t, e);
@@ -49,18 +52,29 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_even
     }
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_queued(const sync_event& e, int i)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::on_queued(const sync_event& e,
+                                                                                                 int i)
 {
     const auto pending = vault_->pending_actions();
     auto it = std::find_if(pending.begin(), pending.end(), [&](const auto& a) { return a.id == e.action_id; });
-    if (it == pending.end()) return fail("lifecycle", "a `queued` event for an action not in the queue");
+    if (it == pending.end()) {
+        // Delivered late (it was published inside a callback): a later clear_queue() took it.
+        if (i >= 0 && actions_[std::size_t(i)].st == state::removed && actions_[std::size_t(i)].removed_by) {
+            note("#" + std::to_string(actions_[std::size_t(i)].no) + " queued (already cleared)");
+            actions_[std::size_t(i)].queued_seen = true;
+            return;
+        }
+        return fail("lifecycle", "a `queued` event for an action not in the queue");
+    }
     if (i < 0) i = int(add_action(*it));
     auto& t = actions_[std::size_t(i)];
     note("#" + std::to_string(t.no) + " queued" + (t.key.size() == 36 ? "" : " key=" + t.key));
     if (t.queued_seen) {
-        if (t.st != state::dead || call_ != call::requeue || index_of(e.action_id) != requeue_target_)
+        const auto rq = std::find(requeued_.begin(), requeued_.end(), t.id);
+        if (t.st != state::dead || rq == requeued_.end())
             return fail("lifecycle", "#" + std::to_string(t.no) + " has a second `queued` event");
+        requeued_.erase(rq);
         // requeue: a new lifecycle
         t.attempts = 0;
         t.sends = 0;
@@ -85,8 +99,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_queu
     if (cfg_.write_ahead || !immediate_expected_) expect_written_pending(t, "`queued` fired");
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_started(tracked& t, const sync_event& e)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::on_started(tracked& t,
+                                                                                                  const sync_event& e)
 {
     const auto n = "#" + std::to_string(t.no);
     if (t.st != state::pending || t.awaiting)
@@ -117,8 +132,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_star
 }
 
 /** Checks an outcome event against the transfer's real outcome; nullopt when it fits. */
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::optional<std::string> simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::outcome_mismatch(
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::optional<std::string>
+simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::outcome_mismatch(
     const tracked& t, const sync_event& e, outcome_kind expected_kind)
 {
     if (!t.awaiting || e.attempt != t.attempts) return "without a matching `started`";
@@ -133,8 +149,9 @@ std::optional<std::string> simulation<StorageFactory, RetryPolicy, Server, Trans
     return std::nullopt;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_failed(tracked& t, const sync_event& e)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::on_failed(tracked& t,
+                                                                                                 const sync_event& e)
 {
     const auto n = "#" + std::to_string(t.no);
     if (auto why = outcome_mismatch(t, e, outcome_kind::retry))
@@ -159,8 +176,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_fail
     t.next_attempt_at = it->next_attempt_at;
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_success(tracked& t, const sync_event& e)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::on_success(tracked& t,
+                                                                                                  const sync_event& e)
 {
     const auto n = "#" + std::to_string(t.no);
     if (auto why = outcome_mismatch(t, e, outcome_kind::success)) return fail("outcome", n + " success " + *why);
@@ -175,8 +193,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_succ
     if (t.shadow) return fail("durability", n + "'s success fired before its removal was written");
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_dead(tracked& t, const sync_event& e)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::on_dead(tracked& t,
+                                                                                               const sync_event& e)
 {
     const auto n = "#" + std::to_string(t.no);
     if (t.awaiting) {
@@ -201,8 +220,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::on_dead
 }
 
 /** Why a dead letter at `attempts` would be unjustified; nullopt when it is justified. */
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::optional<std::string> simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::dead_letter_unjustified(
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::optional<std::string>
+simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::dead_letter_unjustified(
     const tracked& t, int attempts, time_point created_at)
 {
     if (cfg_.idempotency_key_lifetime.count() > 0 && clock_.now() - created_at > cfg_.idempotency_key_lifetime)
@@ -218,12 +238,13 @@ std::optional<std::string> simulation<StorageFactory, RetryPolicy, Server, Trans
            ") at attempt " + std::to_string(attempts) + " of " + std::to_string(cfg_.max_retries + 1);
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::check_state()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::check_state()
 {
     if (!vault_ || !alive_ || violation_) return;
     for (const auto& t : actions_)
-        if (t.awaiting) return fail("lifecycle", "#" + std::to_string(t.no) + "'s attempt has no outcome event");
+        if (t.awaiting && !t.cleared_in_flight)
+            return fail("lifecycle", "#" + std::to_string(t.no) + "'s attempt has no outcome event");
     std::vector<const tracked*> expected;
     for (const auto& t : actions_)
         if (t.st == state::pending) expected.push_back(&t);
@@ -258,15 +279,20 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::check_s
             return fail("durability", "dead letter #" + std::to_string(t.no) + " is not stored as dead");
     const auto want = last_failed_ ? sync_status::error : expected.empty() ? sync_status::synced : sync_status::pending;
     const auto got = vault_->status();
-    if (got != want)
+    if (status_uncertain_ &&
+        (got == sync_status::error || got == (expected.empty() ? sync_status::synced : sync_status::pending))) {
+        // A clear_queue() from a callback: events published before it may have been delivered
+        // after it, so whether the last attempt's failure still counts is the vault's to say.
+        last_failed_ = got == sync_status::error;
+    } else if (got != want)
         return fail("status",
                     "status() is " + std::string(to_string(got)) + "; SPEC 3.11 says " + std::string(to_string(want)));
     if (statuses_.empty() || statuses_.back() != got) return fail("status", "the last on_status value is not status()");
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::expect_written_pending(const tracked& t,
-                                                                                                const std::string& when)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::expect_written_pending(
+    const tracked& t, const std::string& when)
 {
     if (!t.shadow || t.shadow->state != action_state::pending || t.shadow->sequence != t.sequence)
         fail("durability", "#" + std::to_string(t.no) + " was not stored as pending when " + when);

@@ -18,8 +18,9 @@
 namespace syncvault::testing {
 
 /** A seam: crash here if armed (or unconditionally between operations). */
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::crash_point(const char* where, bool now)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::crash_point(const char* where,
+                                                                                                   bool now)
 {
     if (!alive_ || violation_ || !vault_ || call_ == call::construct) return;
     if (!now && (crash_countdown_ <= 0 || --crash_countdown_ > 0)) return;
@@ -32,13 +33,16 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::crash_p
 }
 
 /** After the call the crash interrupted: the process is gone; a new one starts. */
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::restart()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::restart()
 {
+    user_event_sub_.reset();
+    user_status_sub_.reset();
     event_sub_.reset();
     status_sub_.reset();
     wake_sub_.reset();
     vault_.reset();
+    requeued_.clear();
     const bool power = power_cuts_ && rng_.chance(0.5);
     const bool dropped = factory_.restore(*crash_image_, power, rng_);
     crash_image_.reset();
@@ -51,8 +55,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::restart
 }
 
 /** The store a new process reloaded must be explained by the writes before the crash. */
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::check_reload()
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::check_reload()
 {
     if (violation_) return;
     const auto pending = vault_->pending_actions();
@@ -72,6 +76,13 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::check_r
         if (a && (a->method != t.method || a->path != t.path || a->body != t.body || a->idempotency_key != t.key))
             return fail("no-loss", "#" + std::to_string(t.no) + " came back from storage altered");
     }
+    // SPEC 9.1: clear_queue() and drop_dead_letter() are synced before they return.
+    for (std::size_t i = 0; i < actions_.size(); ++i)
+        if (loaded[i] && actions_[i].removed_by)
+            return fail("durability", "#" + std::to_string(actions_[i].no) + ", removed by a " +
+                                          actions_[i].removed_by + " that returned, came back after a " +
+                                          (power_loss_ ? "power cut" : "crash") +
+                                          ": the edit was not synced before it returned");
 
     // Find a cut c of the write log, crash_floor_ <= c <= crash_writes_, that explains the store
     // (exactly the crash point when no power was lost).
@@ -179,8 +190,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::check_r
 }
 
 /** Forgets writes past `cut`: the shadows become what the store holds. */
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::rewind_writes(std::size_t cut)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::rewind_writes(std::size_t cut)
 {
     write_log_.resize(cut);
     synced_floor_ = cut;  // what the new process reloaded is on disk
@@ -208,8 +219,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::rewind_
     }
 }
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-std::string simulation<StorageFactory, RetryPolicy, Server, Transport>::runner::describe(const snapshot& s)
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::string
+simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::describe(const snapshot& s)
 {
     if (!s.present) return "missing";
     return std::string(s.st == action_state::dead ? "dead" : "pending") + " (attempts " + std::to_string(s.attempts) +

@@ -10,9 +10,13 @@
 #include <syncvault/action.hpp>
 #include <syncvault/error.hpp>
 #include <syncvault/concepts/storage.hpp>
+#include <syncvault/concepts/connectivity.hpp>
 #include <syncvault/concepts/transport.hpp>
 
+#include <atomic>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -20,6 +24,11 @@
 #include <vector>
 
 namespace syncvault::testing {
+
+/** What every fault the simulator injects throws: an application or policy failure. */
+struct sim_fault : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 namespace detail {
 
@@ -33,6 +42,11 @@ public:
     virtual void transfer_end(const http_request& r, const result<http_response>& outcome) = 0;
     virtual void storage_before(storage_op op, const sync_action* a, std::string_view id) = 0;
     virtual void storage_after(storage_op op, const sync_action* a, std::string_view id, std::error_code ec) = 0;
+    /// A storage fault to inject before `op` reaches the model: an error to return (nothing
+    /// written), or a throw (`sim_fault`), or none.
+    virtual std::error_code storage_fault(storage_op op, const sync_action* a) = 0;
+    /// True when this transfer's `send` should throw (`sim_fault`) instead of reaching the network.
+    virtual bool transport_throws(const http_request& r) = 0;
 
 protected:
     ~sim_hooks() = default;
@@ -56,6 +70,28 @@ private:
 
 static_assert(syncvault::transport<sim_network>);
 
+/**
+ * A connectivity model with only `is_online()`, the concept's minimal example: no change
+ * handler, no probe, no reports. The vault cannot hear the network come back; SPEC 9.1 says it
+ * must still drain (its `poll()` names a wake time while work is pending). `set_online` is the
+ * simulator's lever; the vault cannot see it.
+ */
+class online_only_connectivity {
+public:
+    online_only_connectivity() : online_(std::make_shared<std::atomic<bool>>(true)) {}
+    explicit online_only_connectivity(bool online) : online_(std::make_shared<std::atomic<bool>>(online)) {}
+    bool is_online() const noexcept { return online_->load(); }
+    void set_online(bool online) noexcept { online_->store(online); }
+
+private:
+    std::shared_ptr<std::atomic<bool>> online_;
+};
+
+static_assert(syncvault::connectivity<online_only_connectivity>);
+static_assert(!syncvault::notifying_connectivity<online_only_connectivity> &&
+              !syncvault::probing_connectivity<online_only_connectivity> &&
+              !syncvault::reported_connectivity<online_only_connectivity>);
+
 namespace detail {
 
 /** The vault's transport in a simulation: the user's transport, observed. */
@@ -68,6 +104,11 @@ public:
     result<http_response> send(const http_request& r)
     {
         hooks_->transfer_begin(r);
+        if (hooks_->transport_throws(r)) {
+            // A network-class failure of this attempt (SPEC 9.1), as the checks record it.
+            hooks_->transfer_end(r, make_error_code(errc::connection_failed));
+            throw sim_fault("simulated transport: send threw");
+        }
         auto outcome = inner_->send(r);
         hooks_->transfer_end(r, outcome);
         return outcome;
@@ -92,6 +133,7 @@ public:
     std::error_code save(const sync_action& a)
     {
         hooks_->storage_before(sim_hooks::storage_op::save, &a, a.id);
+        if (auto fault = hooks_->storage_fault(sim_hooks::storage_op::save, &a)) return fault;
         auto ec = inner_->save(a);
         hooks_->storage_after(sim_hooks::storage_op::save, &a, a.id, ec);
         return ec;
@@ -99,6 +141,7 @@ public:
     std::error_code remove(std::string_view id)
     {
         hooks_->storage_before(sim_hooks::storage_op::remove, nullptr, id);
+        if (auto fault = hooks_->storage_fault(sim_hooks::storage_op::remove, nullptr)) return fault;
         auto ec = inner_->remove(id);
         hooks_->storage_after(sim_hooks::storage_op::remove, nullptr, id, ec);
         return ec;
@@ -106,6 +149,7 @@ public:
     std::error_code clear()
     {
         hooks_->storage_before(sim_hooks::storage_op::clear, nullptr, {});
+        if (auto fault = hooks_->storage_fault(sim_hooks::storage_op::clear, nullptr)) return fault;
         auto ec = inner_->clear();
         hooks_->storage_after(sim_hooks::storage_op::clear, nullptr, {}, ec);
         return ec;

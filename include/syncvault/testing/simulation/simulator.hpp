@@ -50,7 +50,7 @@ namespace syncvault::testing {
  * Runs share nothing: each `run(seed)` builds its own clock, server, store and vaults.
  */
 template <class StorageFactory = memory_storage_factory, class RetryPolicy = jittered_backoff,
-          class Server = model_server, class Transport = sim_network>
+          class Server = model_server, class Transport = sim_network, class Connectivity = manual_connectivity>
 class simulation {
     static_assert(simulated_storage<StorageFactory>,
                   "simulation: StorageFactory must model syncvault::testing::simulated_storage; see "
@@ -60,13 +60,18 @@ class simulation {
         "simulation: RetryPolicy must model syncvault::retry_policy; see <syncvault/concepts/retry_policy.hpp>");
     static_assert(simulated_server<Server>, "simulation: Server must model syncvault::testing::simulated_server; see "
                                             "<syncvault/testing/simulation.hpp>");
+    static_assert(
+        syncvault::connectivity<Connectivity> && std::constructible_from<Connectivity, bool> &&
+            requires(Connectivity & c) { c.set_online(true); },
+        "simulation: Connectivity must model syncvault::connectivity, be constructible from the initial "
+        "state and have set_online(bool) (manual_connectivity, online_only_connectivity)");
     static_assert(syncvault::transport<Transport>,
                   "simulation: Transport must model syncvault::transport; see <syncvault/concepts/transport.hpp>");
 
 public:
     using storage_type = typename StorageFactory::storage_type;
     /** The vault under test: the real `basic_vault`, over the simulator's seams. */
-    using vault_type = basic_vault<detail::sim_probe<Transport>, detail::sim_storage<storage_type>, manual_connectivity,
+    using vault_type = basic_vault<detail::sim_probe<Transport>, detail::sim_storage<storage_type>, Connectivity,
                                    RetryPolicy, fake_clock>;
 
     explicit simulation(simulation_options options = {}, StorageFactory storage = {})
@@ -151,8 +156,9 @@ private:
 // One run
 // -------------------------------------------------------------------------------------------------
 
-template <class StorageFactory, class RetryPolicy, class Server, class Transport>
-class simulation<StorageFactory, RetryPolicy, Server, Transport>::runner final : public detail::sim_hooks {
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+class simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner final
+    : public detail::sim_hooks {
     using time_point = std::chrono::system_clock::time_point;
     using ms = std::chrono::milliseconds;
     using image_type = typename StorageFactory::image_type;
@@ -189,9 +195,12 @@ class simulation<StorageFactory, RetryPolicy, Server, Transport>::runner final :
         // What the vault last wrote for it (SPEC 7: written before the event or the return).
         bool written = false;
         std::optional<sync_action> shadow;
-        std::vector<std::size_t> writes;  // indices into write_log_
-        std::vector<header> headers;      // given with the request: sensitive ones too
-        std::uint64_t process = 0;        // the process it was requested in
+        std::vector<std::size_t> writes;   // indices into write_log_
+        std::vector<header> headers;       // given with the request: sensitive ones too
+        std::uint64_t process = 0;         // the process it was requested in
+        std::uint64_t origin = 0;          // the vault call that made it (calls nest in callbacks)
+        const char* removed_by = nullptr;  // the edit (clear_queue, drop_dead_letter) that removed it and returned
+        bool cleared_in_flight = false;    // clear_queue removed it while its attempt ran: no outcome event
     };
     struct write_record {
         std::size_t action;  // index into actions_
@@ -247,6 +256,7 @@ private:
 
     static std::uint64_t mix(std::uint64_t seed, std::uint64_t salt) noexcept;
     void configure();
+    void configure_faults();
     std::string describe_config() const;
     RetryPolicy make_retry();
     Transport make_transport();
@@ -283,7 +293,8 @@ private:
     // =============================================================================================
 
     template <class Body>
-    void request(http_method method, const std::string& path, const Body& body, const request_options& o, bool online);
+    void request(http_method method, const std::string& path, const Body& body, const request_options& o, bool online,
+                 bool nested = false);
     // op_read's online branch: a direct read, no action.
     void do_direct_read(http_method method, const std::string& path, const request_options& o);
 
@@ -314,7 +325,7 @@ private:
 
     result<http_response> network_send(const http_request& r) override;
     void on_applied(tracked& x);
-    void transfer_begin(const http_request&) override;
+    void transfer_begin(const http_request& r) override;
     void transfer_end(const http_request&, const result<http_response>& outcome) override;
     void storage_before(storage_op, const sync_action*, std::string_view) override;
     void storage_after(storage_op op, const sync_action* a, std::string_view id, std::error_code ec) override;
@@ -322,6 +333,29 @@ private:
     void record_remove(std::string_view id);
     void log_write(std::size_t i, snapshot s);
     std::size_t add_action(const sync_action& a);
+    std::error_code storage_fault(storage_op op, const sync_action* a) override;
+    bool transport_throws(const http_request& r) override;
+
+    // =============================================================================================
+    // Faults of the application and its policies (SPEC 9.1)
+    // =============================================================================================
+
+    /** Runs one vault call; an exception that escapes it is a violation (or noted, tolerate_escapes). */
+    template <class F>
+    bool guarded(std::string_view what, F&& f);
+    /** The user callbacks of a process: they throw, and call back into the vault. */
+    void install_user_callbacks();
+    void user_event(const sync_event& e);
+    void user_status(sync_status s);
+    /** A call into the vault from inside a callback. */
+    void reenter(const sync_event* e);
+    void before_send_hook(http_request& r);
+    /** One storage episode: saves fail (a full disk) until a time, then recover. */
+    void op_storage_trouble();
+    /** The model after clear_queue() removed every pending action. */
+    void model_cleared(bool nested);
+    std::size_t diagnostics_count();
+    bool storage_faults_on() const { return opt_.storage_faults && cfg_.write_ahead; }
 
     // =============================================================================================
     // Events and status
@@ -378,6 +412,7 @@ private:
     const simulation_options& opt_;
     std::uint64_t seed_;
     sim_random rng_;
+    sim_random frng_{0};  // the SPEC 9.1 faults' own stream: with them off, a seed runs as before
     fake_clock clock_;
     StorageFactory factory_;
     Server server_;
@@ -408,6 +443,20 @@ private:
     int requeue_target_ = -1;
     bool direct_ = false;
     std::optional<result<http_response>> direct_outcome_;
+    // faults (SPEC 9.1)
+    int callback_depth_ = 0;                      // > 0 inside an injected callback's vault call
+    bool injecting_ = false;                      // user callbacks act (not while a process is being built)
+    std::uint64_t calls_ = 0, current_call_ = 0;  // serials of vault calls, for nested calls
+    bool reentered_ = false;                      // a callback called the vault during the current step
+    bool status_uncertain_ = false;               // a nested clear_queue(): earlier events may be delivered after it
+    bool storage_fault_in_call_ = false, attempt_blocked_ = false;
+    std::optional<time_point> storage_down_until_;
+    std::size_t storage_episodes_ = 0;
+    double storage_throw_rate_ = 0, callback_throw_rate_ = 0, transport_throw_rate_ = 0, reentry_rate_ = 0;
+    std::vector<std::string> requeued_;     // requeues whose `queued` event is still to come
+    std::map<std::string, int> wire_keys_;  // idempotency keys that reached the transport; lookup only
+    subscription user_event_sub_, user_status_sub_;
+
     // the model
     std::vector<tracked> actions_;
     std::map<std::string, std::size_t> by_id_;  // lookup only: never iterated (ids are random)
