@@ -183,6 +183,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     if (auto* x = in_flight()) {
         x->last_outcome = outcome;
         x->last_outcome_attempt = x->attempts;
+        if (x->cleared_in_flight) x->awaiting = false;  // cleared meanwhile: its transfer ends without an event
     }
 }
 

@@ -223,6 +223,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     } else if (auto* x = in_flight()) {
         x->last_outcome = result<http_response>(make_error_code(errc::connection_failed));
         x->last_outcome_attempt = x->attempts;
+        if (x->cleared_in_flight) x->awaiting = false;
     }
     note("(before_send throws for " + r.url + ")");
     throw sim_fault("simulated before_send threw");

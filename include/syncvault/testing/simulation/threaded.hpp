@@ -58,7 +58,8 @@ struct threaded_options {
     std::size_t posters = 4, posts_per_poster = 40, pollers = 3;
     bool throwing_callbacks = true;                   ///< listeners, before_send, on_dead_letter, dispatch throw
     bool reentrant_callbacks = true;                  ///< listeners post, clear_queue, requeue, drop_dead_letter
-    bool storage_faults = true;                       ///< saves fail for a while (slowly), or throw
+    bool storage_faults = true;                       ///< saves fail for a while (slowly, to widen the races)
+    bool storage_throws = true;                       ///< saves throw now and then (with storage_faults)
     bool throwing_transport = true;                   ///< send throws
     bool flaps = true;                                ///< connectivity flaps while posting
     double network_fault_rate = 0.2;                  ///< refused connections and 503s
@@ -75,7 +76,13 @@ struct threaded_result {
     bool ok() const noexcept { return violations.empty(); }
     std::string report() const
     {
-        std::string s = "threaded simulation seed " + std::to_string(seed) + (ok() ? ": ok\n" : ":\n");
+        std::string s = "threaded simulation seed " + std::to_string(seed) + (ok() ? ": ok" : ": FAILED") + " (" +
+                        std::to_string(accepted) + " accepted, " + std::to_string(successes) + " successes, " +
+                        std::to_string(dead_letters) + " dead letters, " + std::to_string(transfers) + " transfers, " +
+                        std::to_string(storage_faults) + " storage faults, " + std::to_string(callback_throws) +
+                        " callback throws, " + std::to_string(transport_throws) + " transport throws, " +
+                        std::to_string(reentrant_calls) + " calls from callbacks, " + std::to_string(clears) +
+                        " clears)\n";
         for (const auto& v : violations) s += "  " + v + "\n";
         s += "rerun: SYNCVAULT_SIM_THREADED_SEED=" + std::to_string(seed) + " (the interleaving differs each run)\n";
         return s;
@@ -179,7 +186,7 @@ public:
                 ++w_->counts.storage_faults;
                 return std::make_error_code(std::errc::no_space_on_device);
             }
-            if (w_->chance(0.01)) {
+            if (w_->options.storage_throws && w_->chance(0.01)) {
                 {
                     std::lock_guard lock(w_->mutex);
                     ++w_->counts.storage_faults;
@@ -261,10 +268,10 @@ public:
         auto post = [&](sim_random& rng, const char* what) {
             request_options o;
             const auto r = rng.below(10);
-            if (r < 3) o.idempotency_key = "s" + std::to_string(rng.below(8));  // shared: concurrent dedupe
+            if (r < 3) o.idempotency_key = std::string("s").append(std::to_string(rng.below(8)));  // shared: dedupe
             const auto epoch = w.clear_epoch.load();
             guarded(what, [&] {
-                auto res = vp->post("/items/" + std::to_string(rng.below(50)),
+                auto res = vp->post(std::string("/items/").append(std::to_string(rng.below(50))),
                                     boost::json::object{{"n", rng.next() % 1000}}, o);
                 if (res.is_queued() || res.is_sent()) {
                     std::lock_guard lock(accepted_mutex);
@@ -330,14 +337,22 @@ public:
             });
         }
 
-        // The threads.
+        // The threads: chaos first, so storage and network misbehave from the first post.
+        std::thread chaos([&] {
+            sim_random rng(seed ^ 0xc4a05);
+            while (posting.load()) {
+                if (options_.flaps && rng.chance(0.3)) v.connectivity().set_online(rng.chance(0.6));
+                if (options_.storage_faults) w.storage_bad.store(rng.chance(0.4));
+                std::this_thread::sleep_for(std::chrono::microseconds(100 + rng.below(600)));
+            }
+        });
         std::vector<std::thread> threads;
         for (std::size_t p = 0; p < options_.posters; ++p)
             threads.emplace_back([&, p] {
                 sim_random rng(seed * 1000 + p + 1);
                 for (std::size_t i = 0; i < options_.posts_per_poster; ++i) {
                     post(rng, "post()");
-                    if (rng.chance(0.2)) std::this_thread::yield();
+                    std::this_thread::sleep_for(std::chrono::microseconds(rng.below(200)));
                 }
             });
         std::vector<std::thread> pollers;
@@ -352,14 +367,6 @@ public:
                     std::this_thread::sleep_for(std::chrono::microseconds(rng.below(300)));
                 }
             });
-        std::thread chaos([&] {
-            sim_random rng(seed ^ 0xc4a05);
-            while (posting.load()) {
-                if (options_.flaps && rng.chance(0.3)) v.connectivity().set_online(rng.chance(0.6));
-                if (options_.storage_faults) w.storage_bad.store(rng.chance(0.25));
-                std::this_thread::sleep_for(std::chrono::microseconds(200 + rng.below(2000)));
-            }
-        });
         for (auto& t : threads) t.join();
         posting.store(false);
         chaos.join();
