@@ -253,9 +253,10 @@ TEST_CASE("simulation: seeded fault schedules over memory_storage keep every pro
     if (!one_seed(sim)) sweep("memory_storage", sim, 1500);
 }
 
+// Without clock jumps: the 0.1 core keeps SPEC 3 and 7 here; jumps of any size meet SPEC 9.1's cap.
 TEST_CASE("simulation: SPEC 3 and 7 over memory_storage, without SPEC 9.1's faults", "[simulation][classic]")
 {
-    st::simulation<> sim{classic_options()};
+    st::simulation<> sim{classic_options(false)};
     if (!one_seed(sim)) sweep("memory_storage, classic", sim, 500);
 }
 
@@ -452,6 +453,7 @@ TEST_CASE("threaded simulation: concurrent posters and pollers keep every promis
         if (!r.ok()) {
             ++failed;
             if (!first_failure) first_failure = r;
+            break;  // a wedged core costs a drain timeout per run
         }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -472,5 +474,73 @@ TEST_CASE("threaded simulation without faults: the plain concurrent vault", "[si
         const auto r = sim.run(seed);
         INFO(r.report());
         CHECK(r.ok());
+    }
+}
+
+// ---- the 0.1 defects of issue 12, one fault family at a time ---------------------------------------
+
+namespace {
+
+/** Every SPEC 9.1 fault off; each defect hunt turns one family on. */
+st::simulation_options only(void (*turn_on)(st::simulation_options&))
+{
+    auto o = classic_options(false);
+    turn_on(o);
+    return o;
+}
+
+template <class Sim>
+void hunt(const char* defect, const Sim& sim, std::size_t seeds)
+{
+    const auto s = st::run_seeds(sim, first_seed(), seeds, seeds);  // every seed, for the count and the rate
+    if (s.ok()) {
+        std::printf("%s: nothing in %zu seeds (%.0f seeds/s)\n", defect, s.runs, s.seeds_per_second());
+    } else {
+        const auto& r = s.failures.front();
+        std::printf("%s: %zu of %zu seeds fail (%.0f seeds/s); first: seed %llu, step %zu: [%s] %s\n", defect,
+                    s.failures.size(), s.runs, s.seeds_per_second(), (unsigned long long)r.seed, r.violation->step,
+                    r.violation->invariant.c_str(), r.violation->detail.c_str());
+    }
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+// Hidden ([.]): run it on a core to see, per fault family, the first seed that breaks a promise
+// (tests/simulation/DEFECTS_FOUND_ON_0.1.md holds what it printed on 0.1). It asserts nothing.
+TEST_CASE("simulation: hunt for the 0.1 defects one fault family at a time", "[.defects]")
+{
+    hunt("1 throwing callbacks", st::simulation<>{only([](auto& o) { o.throwing_callbacks = true; })}, 500);
+    hunt("1 throwing callbacks, escapes tolerated",
+         st::simulation<>{only([](auto& o) { o.throwing_callbacks = o.tolerate_escapes = true; })}, 500);
+    hunt("1 throwing transport", st::simulation<>{only([](auto& o) { o.throwing_transport = true; })}, 500);
+    hunt("2, 4 storage faults", st::simulation<>{only([](auto& o) { o.storage_faults = true; })}, 500);
+    hunt("2, 4 storage faults, escapes tolerated",
+         st::simulation<>{only([](auto& o) { o.storage_faults = o.tolerate_escapes = true; })}, 500);
+    hunt("3 re-entrant callbacks", st::simulation<>{only([](auto& o) { o.reentrant_callbacks = true; })}, 500);
+    hunt("5 is_online()-only connectivity",
+         st::simulation<st::memory_storage_factory, syncvault::jittered_backoff, st::model_server, st::sim_network,
+                        st::online_only_connectivity>{classic_options(false)},
+         500);
+    hunt("6 clock jumps", st::simulation<>{only([](auto& o) {
+             o.clock_jumps = true;
+             o.long_clock_jumps = true;
+         })},
+         500);
+#ifdef SYNCVAULT_SIMULATION_HAS_FILE_JOURNAL
+    temp_dir dir;
+    hunt("8 power cuts after edits (file_journal)",
+         st::simulation<st::file_journal_factory>{classic_options(false), st::file_journal_factory{dir.path}}, 600);
+#endif
+    st::threaded_options t;
+    t.throwing_callbacks = t.reentrant_callbacks = t.throwing_transport = t.storage_throws = t.flaps = false;
+    t.network_fault_rate = 0;
+    t.drain_timeout = std::chrono::milliseconds{2'000};
+    st::threaded_simulation threaded(t);
+    for (std::uint64_t seed = first_seed(); seed < first_seed() + 20; ++seed) {
+        const auto r = threaded.run(seed);
+        if (r.ok()) continue;
+        std::printf("7 failing storage, threaded: %s", r.report().c_str());
+        break;
     }
 }

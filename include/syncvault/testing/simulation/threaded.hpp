@@ -56,14 +56,14 @@ namespace syncvault::testing {
 /** What a threaded run does. The defaults are what CI runs. */
 struct threaded_options {
     std::size_t posters = 4, posts_per_poster = 40, pollers = 3;
-    bool throwing_callbacks = true;                   ///< listeners, before_send, on_dead_letter, dispatch throw
-    bool reentrant_callbacks = true;                  ///< listeners post, clear_queue, requeue, drop_dead_letter
-    bool storage_faults = true;                       ///< saves fail for a while (slowly, to widen the races)
-    bool storage_throws = true;                       ///< saves throw now and then (with storage_faults)
-    bool throwing_transport = true;                   ///< send throws
-    bool flaps = true;                                ///< connectivity flaps while posting
-    double network_fault_rate = 0.2;                  ///< refused connections and 503s
-    std::chrono::milliseconds drain_timeout{10'000};  ///< after the network returns
+    bool throwing_callbacks = true;                  ///< listeners, before_send, on_dead_letter, dispatch throw
+    bool reentrant_callbacks = true;                 ///< listeners post, clear_queue, requeue, drop_dead_letter
+    bool storage_faults = true;                      ///< saves fail for a while (slowly, to widen the races)
+    bool storage_throws = true;                      ///< saves throw now and then (with storage_faults)
+    bool throwing_transport = true;                  ///< send throws
+    bool flaps = true;                               ///< connectivity flaps while posting
+    double network_fault_rate = 0.2;                 ///< refused connections and 503s
+    std::chrono::milliseconds drain_timeout{3'000};  ///< after the network returns
 };
 
 /** The outcome of one threaded run. */
