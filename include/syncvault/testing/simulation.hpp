@@ -16,7 +16,13 @@
  * - network faults between the vault and a model server: refused connections, timeouts before
  *   the server, responses lost after the server applied the effect, 5xx from a proxy or after
  *   the effect, 408, 429 and 503 with `Retry-After` in seconds or as an HTTP date, latency;
- * - clock jumps, forward and back;
+ * - clock jumps, forward and back, by seconds to days;
+ * - SPEC 9.1's faults inside the application and the policies (testing/simulation/faults.hpp):
+ *   listeners, `on_dead_letter`, `before_send` and `dispatch` that throw; listeners that call
+ *   back into the vault (post, clear_queue, requeue, drop_dead_letter), also while the action
+ *   they report is in flight; a storage whose saves throw or fail for a while; a transport whose
+ *   `send` throws; and, as a mode, a connectivity model with only `is_online()`
+ *   (`online_only_connectivity`);
  * - crash-restarts: the vault is destroyed between operations, or "during" one (at a chosen
  *   storage write or transfer: the durable state is captured there and everything the doomed
  *   process does afterwards is discarded), and rebuilt over the same storage. A storage factory
@@ -41,7 +47,11 @@
  * | `status` | `status()` and `on_status` agree with the queue (SPEC 3.11); pending_actions, dead_letters and pending_count agree with the model |
  * | `send-or-queue` | SPEC 3.2 and 3.4: what each request call returns, when it sends at once |
  * | `headers` | every attempt carries the key and the stored headers; a sensitive header only in the process it was given to (SPEC 3.9, 3.16) |
- * | `liveness` | after a final quiet period (online, no faults), everything not dead-lettered is delivered |
+ * | `liveness` | after a final quiet period (online, no faults), everything not dead-lettered is delivered; `poll()` names a wake while work is pending (offline too, when connectivity cannot announce its return); never spins; diagnostics stay bounded per storage failure episode |
+ * | `exceptions` | no exception escapes a public vault call because of a callback or a policy (SPEC 9.1) |
+ *
+ * `threaded_simulation` (testing/simulation/threaded.hpp) adds what one thread cannot show:
+ * concurrent posters and pollers, checked for what holds under any interleaving (run it under TSan).
  *
  * On the first violation the run stops and returns the seed, the step, the invariant, and the
  * last steps of the trace. Running the same seed again reproduces it exactly: the schedule

@@ -46,6 +46,8 @@ namespace syncvault::testing {
  *                        construction from the seed, or default construction)
  * @tparam Server         models `simulated_server` (default `model_server`)
  * @tparam Transport      models `syncvault::transport`; built from a `sim_network` (default: the network itself)
+ * @tparam Connectivity   `manual_connectivity` (default) or `online_only_connectivity` (only `is_online()`:
+ *                        the vault cannot hear the network return)
  *
  * Runs share nothing: each `run(seed)` builds its own clock, server, store and vaults.
  */
