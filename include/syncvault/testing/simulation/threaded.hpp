@@ -418,18 +418,22 @@ private:
     static void check(detail::threaded_world& w, vault_type& v, const std::map<std::string, std::uint64_t>& accepted,
                       bool drained)
     {
+        // The vault's state first: its lock is never taken inside the world's (the storage and the
+        // transport take the world's inside the vault's).
+        const auto pending = v.pending_count();
+        const auto status = v.status();
         std::lock_guard lock(w.mutex);
         auto fail = [&](const std::string& inv, const std::string& d) {
             if (w.violations.size() < 8) w.violations.push_back("[" + inv + "] " + d);
         };
         if (!drained)
             fail("liveness", "the queue did not drain within " + std::to_string(w.options.drain_timeout.count()) +
-                                 " ms after the network returned: " + std::to_string(v.pending_count()) +
-                                 " pending, status " + std::string(to_string(v.status())));
-        if (w.last_status && *w.last_status != v.status())
+                                 " ms after the network returned: " + std::to_string(pending) + " pending, status " +
+                                 std::string(to_string(status)));
+        if (w.last_status && *w.last_status != status)
             fail("liveness", "the last on_status value is " + std::string(to_string(*w.last_status)) +
-                                 " but status() is " + std::string(to_string(v.status())));
-        if (v.status() == sync_status::syncing) fail("liveness", "status() is stuck at syncing with nothing in flight");
+                                 " but status() is " + std::string(to_string(status)));
+        if (status == sync_status::syncing) fail("liveness", "status() is stuck at syncing with nothing in flight");
         std::map<std::string, int> applied;
         for (const auto& e : w.server.effects()) ++applied[e.key];
         for (const auto& [key, n] : applied)
