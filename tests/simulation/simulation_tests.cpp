@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -491,16 +492,22 @@ st::simulation_options only(void (*turn_on)(st::simulation_options&))
 }
 
 template <class Sim>
-void hunt(const char* defect, const Sim& sim, std::size_t seeds)
+void hunt(const char* defect, const Sim& sim, std::size_t seeds, std::size_t max_failures = 0)
 {
-    const auto s = st::run_seeds(sim, first_seed(), seeds, seeds);  // every seed, for the count and the rate
+    // Every seed by default, for the count and the rate.
+    const auto s = st::run_seeds(sim, first_seed(), seeds, max_failures ? max_failures : seeds);
     if (s.ok()) {
         std::printf("%s: nothing in %zu seeds (%.0f seeds/s)\n", defect, s.runs, s.seeds_per_second());
     } else {
-        const auto& r = s.failures.front();
-        std::printf("%s: %zu of %zu seeds fail (%.0f seeds/s); first: seed %llu, step %zu: [%s] %s\n", defect,
-                    s.failures.size(), s.runs, s.seeds_per_second(), (unsigned long long)r.seed, r.violation->step,
-                    r.violation->invariant.c_str(), r.violation->detail.c_str());
+        std::printf("%s: %zu of %zu seeds fail (%.0f seeds/s)\n", defect, s.failures.size(), s.runs,
+                    s.seeds_per_second());
+        std::vector<std::string> shown;  // the first seed of each invariant broken
+        for (const auto& r : s.failures) {
+            if (std::find(shown.begin(), shown.end(), r.violation->invariant) != shown.end()) continue;
+            shown.push_back(r.violation->invariant);
+            std::printf("  seed %llu, step %zu: [%s] %s\n", (unsigned long long)r.seed, r.violation->step,
+                        r.violation->invariant.c_str(), r.violation->detail.c_str());
+        }
     }
     std::fflush(stdout);
 }
@@ -518,7 +525,9 @@ TEST_CASE("simulation: hunt for the 0.1 defects one fault family at a time", "[.
     hunt("2, 4 storage faults", st::simulation<>{only([](auto& o) { o.storage_faults = true; })}, 500);
     hunt("2, 4 storage faults, escapes tolerated",
          st::simulation<>{only([](auto& o) { o.storage_faults = o.tolerate_escapes = true; })}, 500);
-    hunt("3 re-entrant callbacks", st::simulation<>{only([](auto& o) { o.reentrant_callbacks = true; })}, 500);
+    // Two failures at most: on 0.1 a clear_queue() alone in the `queued` callback of an immediate
+    // send reads an empty deque's front (undefined behaviour), which some seed turns into SIGSEGV.
+    hunt("3 re-entrant callbacks", st::simulation<>{only([](auto& o) { o.reentrant_callbacks = true; })}, 500, 2);
     hunt("5 is_online()-only connectivity",
          st::simulation<st::memory_storage_factory, syncvault::jittered_backoff, st::model_server, st::sim_network,
                         st::online_only_connectivity>{classic_options(false)},
