@@ -201,6 +201,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     current_.push_back("[" + std::to_string(step_) + "] " + at(clock_.now()) + " " + what);
     successes_in_call_ = 0;
     reentered_ = false;
+    storage_fault_in_call_ = attempt_blocked_ = false;
 }
 
 template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>

@@ -248,6 +248,12 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
         if (t.st == state::pending && a->state == action_state::pending && a->attempts == t.attempts + 1) {
             attempt_blocked_ = true;  // an attempt count that cannot be recorded: no attempt, status error
             last_failed_ = true;
+        } else if (t.st == state::pending) {
+            // Any other write of a pending action (its failed attempt, its move to the dead
+            // letters): SPEC 9.1 leaves the vault's status and its next step to it (it may keep
+            // the action and back off), so the checks accept either.
+            status_uncertain_ = true;
+            if (a->state == action_state::dead) dead_write_failed_.push_back(a->id);
         }
     }
     const auto what = "#" + std::to_string(index_of(a->id) < 0 ? int(actions_.size()) + 1

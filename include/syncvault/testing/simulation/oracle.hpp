@@ -209,7 +209,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     } else if (!(e.error == make_error_code(errc::key_expired) && cfg_.idempotency_key_lifetime.count() > 0 &&
                  e.time - t.created_at > cfg_.idempotency_key_lifetime) &&
                !(e.error == make_error_code(errc::max_retries_exceeded) && t.attempts >= cfg_.max_retries + 1 &&
-                 t.cut > 0)) {
+                 (t.cut > 0 ||
+                  std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) != dead_write_failed_.end()))) {
         return fail("lifecycle", n + " dead-lettered without an attempt, an expired key or a spent budget");
     }
     t.awaiting = false;

@@ -455,8 +455,9 @@ private:
     std::optional<time_point> storage_down_until_;
     std::size_t storage_episodes_ = 0;
     double storage_throw_rate_ = 0, callback_throw_rate_ = 0, transport_throw_rate_ = 0, reentry_rate_ = 0;
-    std::vector<std::string> requeued_;     // requeues whose `queued` event is still to come
-    std::map<std::string, int> wire_keys_;  // idempotency keys that reached the transport; lookup only
+    std::vector<std::string> requeued_;           // requeues whose `queued` event is still to come
+    std::vector<std::string> dead_write_failed_;  // actions whose move to the dead letters could not be written
+    std::map<std::string, int> wire_keys_;        // idempotency keys that reached the transport; lookup only
     subscription user_event_sub_, user_status_sub_;
 
     // the model

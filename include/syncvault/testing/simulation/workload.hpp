@@ -327,7 +327,10 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                  (hears_return ? "" : " and a connectivity model with only is_online()"));
         // SPEC 9.1: a clock jump moves no action further than the policy's cap from now.
         const auto cap = ms(vault_->retry_policy().max_delay());
-        if (wake && pending > 0 && online_ && *wake > clock_.now() + cap + ms{1'000})
+        // (Not while storage fails: how long the vault then backs off is its own to choose.)
+        const bool storage_trouble =
+            storage_fault_in_call_ || (storage_down_until_ && clock_.now() <= *storage_down_until_ + cap);
+        if (wake && pending > 0 && online_ && !storage_trouble && *wake > clock_.now() + cap + ms{1'000})
             fail("timers", "poll() names a wake at " + at(*wake) + ", " +
                                std::to_string((*wake - clock_.now()) / std::chrono::seconds{1}) +
                                "s from now, beyond the retry policy's cap of " +
