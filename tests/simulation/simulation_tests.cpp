@@ -255,7 +255,7 @@ TEST_CASE("simulation: seeded fault schedules over memory_storage keep every pro
 }
 
 // Without clock jumps: the 0.1 core keeps SPEC 3 and 7 here; jumps of any size meet SPEC 9.1's cap.
-TEST_CASE("simulation: SPEC 3 and 7 over memory_storage, without SPEC 9.1's faults", "[simulation][classic]")
+TEST_CASE("simulation: SPEC 3 and 7 over memory_storage without the SPEC 9.1 faults", "[simulation][classic]")
 {
     st::simulation<> sim{classic_options(false)};
     if (!one_seed(sim)) sweep("memory_storage, classic", sim, 500);
