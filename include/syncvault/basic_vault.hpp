@@ -476,6 +476,9 @@ private:
     /** One attempt of the claimed head `seq`: record it, send it, settle it. */
     attempt_report attempt(std::uint64_t seq);
 
+    /** Persists the attempt count before the transfer (mutex_ and storage_mutex_ held); false: storage failed. */
+    bool record_attempt(std::uint64_t seq, time_point t, std::unique_lock<std::mutex>& lock);
+
     /** `attempt`, and after a 401 `refresh_auth` and one more try, or a pause (SPEC 9.3). */
     attempt_report attempt_with_credentials(std::uint64_t seq);
 

@@ -268,7 +268,7 @@ TEST_CASE("vault: background_sync stops promptly while idle", "[integration][vau
 
 // ---- SPEC 9.3 against a server that behaves like the real ones ----------------------------------
 
-TEST_CASE("an access token that expired while offline pauses the queue; a refresh resumes it", "[network][auth]")
+TEST_CASE("an access token that expired while offline pauses the queue, and a refresh resumes it", "[network][auth]")
 {
     test_server::options o;
     o.require_token = true;

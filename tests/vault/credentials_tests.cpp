@@ -109,7 +109,7 @@ TEST_CASE("pause() by the application holds every send until resume()", "[vault]
     CHECK_FALSE(v->is_paused());  // a pause is not persisted
 }
 
-TEST_CASE("409 after an attempt with an unknown outcome is retried; otherwise it is a rejection", "[vault][409]")
+TEST_CASE("409 after an attempt with an unknown outcome is retried, otherwise it is a rejection", "[vault][409]")
 {
     SECTION("after a timeout")
     {

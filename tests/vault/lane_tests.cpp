@@ -60,7 +60,7 @@ TEST_CASE("a head that backs off blocks only its own lane", "[vault][lanes]")
     CHECK(v->pending_count() == 0);
 }
 
-TEST_CASE("lanes keep their own FIFO order; pending_actions lists all lanes in arrival order", "[vault][lanes]")
+TEST_CASE("lanes keep their own FIFO order, and pending_actions lists all lanes in arrival order", "[vault][lanes]")
 {
     rig<> r;
     auto v = r.make(false);
@@ -97,7 +97,7 @@ TEST_CASE("process_queue stops a lane at its first retryable failure and goes on
     CHECK(v->pending_count() == 2);
 }
 
-TEST_CASE("a dead letter leaves only its lane; requeue returns it to its lane's tail", "[vault][lanes]")
+TEST_CASE("a dead letter leaves only its lane, and requeue returns it to its lane's tail", "[vault][lanes]")
 {
     rig<> r;
     auto v = r.make(false);

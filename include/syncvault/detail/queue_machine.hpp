@@ -45,6 +45,20 @@ struct queue_entry {
     bool removed = false;           // cleared while claimed: `release` erases it
 };
 
+/**
+ * A wait measured from when it began, so a wall clock that jumps back does not stretch it: if
+ * `now` is before its start, it starts again at `now`.
+ */
+struct jump_safe_wait {
+    time_point from{};
+    std::chrono::milliseconds length{0};
+    time_point until(time_point now)
+    {
+        if (now < from) from = now;
+        return from + length;
+    }
+};
+
 /** Events a transition produced, in order; basic_vault stamps and publishes them. */
 struct outbox {
     std::vector<sync_event> events;
@@ -185,8 +199,8 @@ public:
                                        const std::set<std::string>& skip_lanes = {})
     {
         if (!free_slot() || paused_) return std::nullopt;
-        if (respect_timers && storage_retry_at_ && *storage_retry_at_ > now) return std::nullopt;
-        if (respect_timers && drains_deferred_until_ && *drains_deferred_until_ > now) return std::nullopt;
+        if (respect_timers && storage_wait_ && storage_wait_->until(now) > now) return std::nullopt;
+        if (respect_timers && reconnect_wait_ && reconnect_wait_->until(now) > now) return std::nullopt;
         std::optional<std::uint64_t> best;
         for (auto& [lane, seqs] : lanes_) {
             if (claimed_lanes_.contains(lane) || skip_lanes.contains(lane)) continue;
@@ -220,11 +234,11 @@ public:
      * The attempt could not be recorded (storage failed): it is not made, and storage is left
      * alone until `retry_at`. True when this starts a failure episode (report it once).
      */
-    bool attempt_not_recorded(std::uint64_t seq, time_point retry_at)
+    bool attempt_not_recorded(std::uint64_t seq, time_point now, std::chrono::milliseconds backoff)
     {
         --pending_.at(seq).action.attempts;
-        const bool first = !storage_retry_at_;
-        storage_retry_at_ = retry_at;
+        const bool first = !storage_wait_;
+        storage_wait_ = jump_safe_wait{now, backoff};
         ++storage_failures_;
         return first;
     }
@@ -232,12 +246,12 @@ public:
     /** Storage accepted a write: a failure episode, if any, is over. */
     void storage_recovered() noexcept
     {
-        storage_retry_at_.reset();
+        storage_wait_.reset();
         storage_failures_ = 0;
     }
 
-    /** Timed drains wait until `t` (reconnect jitter, SPEC 9.2); nothing: no such wait. */
-    void defer_drains(std::optional<time_point> t) noexcept { drains_deferred_until_ = t; }
+    /** Timed drains wait `length` from `now` (reconnect jitter, SPEC 9.2). */
+    void defer_drains(time_point now, std::chrono::milliseconds length) noexcept { reconnect_wait_ = jump_safe_wait{now, length}; }
 
     /** Consecutive storage failures in this episode (the caller's backoff exponent). */
     int storage_failures() const noexcept { return storage_failures_; }
@@ -449,7 +463,7 @@ public:
     sync_status status() const
     {
         if (in_flight_ > 0) return sync_status::syncing;
-        if (last_attempt_failed_ || storage_retry_at_ || paused_) return sync_status::error;
+        if (last_attempt_failed_ || storage_wait_ || paused_) return sync_status::error;
         if (visible_ > 0) return sync_status::pending;
         return sync_status::synced;
     }
@@ -469,8 +483,8 @@ public:
             clamp_wait(head.action, now, cap);
             if (!due || head.action.next_attempt_at < *due) due = head.action.next_attempt_at;
         }
-        if (due && storage_retry_at_) due = std::max(*due, *storage_retry_at_);
-        if (due && drains_deferred_until_) due = std::max(*due, *drains_deferred_until_);
+        if (due && storage_wait_) due = std::max(*due, storage_wait_->until(now));
+        if (due && reconnect_wait_) due = std::max(*due, reconnect_wait_->until(now));
         return due;
     }
 
@@ -599,9 +613,9 @@ private:
     std::size_t pending_bytes_ = 0;                                // bodies of every entry
     bool paused_ = false;
     bool last_attempt_failed_ = false;
-    std::optional<time_point> storage_retry_at_;                   // a storage failure episode
+    std::optional<jump_safe_wait> storage_wait_;                   // a storage failure episode
     int storage_failures_ = 0;
-    std::optional<time_point> drains_deferred_until_;               // reconnect jitter
+    std::optional<jump_safe_wait> reconnect_wait_;                 // reconnect jitter
 };
 
 } // namespace syncvault::detail

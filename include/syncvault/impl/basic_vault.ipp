@@ -211,6 +211,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
 {
     detail::outbox out;
     http_request request;
+    std::optional<attempt_report> not_sent;  // settled without a transfer
     {
         std::lock_guard slock(storage_mutex_);
         std::unique_lock lock(mutex_);
@@ -225,31 +226,18 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
             perform(write);
             lock.lock();
             publish(out);
-            lock.unlock();
-            events_->deliver();
-            return {true, false, detail::verdict::dead, std::nullopt, why};
+            not_sent = attempt_report{true, false, detail::verdict::dead, std::nullopt, why};
+        } else if (!record_attempt(seq, t, lock)) {
+            not_sent = attempt_report{false, true, detail::verdict::retry, std::nullopt, {}};
+        } else {
+            const auto& entry = machine_.entry(seq);
+            machine_.attempt_started(seq, out);
+            request = detail::request_for(entry.action, entry.sensitive, base_url_, config_);
+            publish(out);
         }
-        const auto& entry = machine_.entry(seq);
-        if (entry.durable) {
-            // The attempt count is durable before the attempt (SPEC 3.8). The claim keeps
-            // everyone else off the entry while it is read outside the lock.
-            lock.unlock();
-            const auto failed = detail::save_guarded(storage_, entry.action);
-            lock.lock();
-            if (failed) {
-                if (machine_.attempt_not_recorded(seq, t + storage_backoff()))
-                    add_diagnostic({failed, "could not record an attempt of action " + entry.action.id +
-                                                "; storage is retried with backoff"});
-                update_status();
-                return {false, true, detail::verdict::retry, std::nullopt, {}};
-            }
-            machine_.storage_recovered();
-        }
-        machine_.attempt_started(seq, out);
-        request = detail::request_for(entry.action, entry.sensitive, base_url_, config_);
-        publish(out);
     }
-    events_->deliver();
+    events_->deliver();  // with no lock held: callbacks may call the vault
+    if (not_sent) return *not_sent;
 
     auto outcome = transfer(request);
 
@@ -267,7 +255,11 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
     {
         std::lock_guard slock(storage_mutex_);
         std::unique_lock lock(mutex_);
+        // Cleared or cancelled while in flight: its outcome is forgotten, as if it had never
+        // been sent to an end (no event, not a success, the caller hears "queued").
+        const bool forgotten = machine_.entry(seq).removed;
         auto write = machine_.settle(seq, decision, outcome, out);
+        if (forgotten) decision.what = detail::verdict::retry;
         lock.unlock();
         if (!perform(write)) {
             // write_ahead off: the action had to reach storage to wait, and could not.
@@ -289,6 +281,29 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
     events_->deliver();
     if (outcome) report.response = std::move(*outcome);
     return report;
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::record_attempt(std::uint64_t seq, time_point t,
+                                                                                      std::unique_lock<std::mutex>& lock)
+    -> bool
+{
+    const auto& entry = machine_.entry(seq);
+    if (!entry.durable) return true;  // write_ahead off: stored only if it must wait
+    // The attempt count is durable before the attempt (SPEC 3.8). The claim keeps everyone
+    // else off the entry while it is read outside the lock; storage_mutex_ is held throughout.
+    lock.unlock();
+    const auto failed = detail::save_guarded(storage_, entry.action);
+    lock.lock();
+    if (!failed) {
+        machine_.storage_recovered();
+        return true;
+    }
+    if (machine_.attempt_not_recorded(seq, t, storage_backoff()))
+        add_diagnostic({failed, "could not record an attempt of action " + entry.action.id +
+                                    "; storage is retried with backoff"});
+    update_status();
+    return false;
 }
 
 template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
@@ -491,7 +506,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::note_con
     std::lock_guard lock(mutex_);
     if (is_online && !was_online_ && config_.reconnect_jitter.count() > 0) {
         std::uniform_int_distribution<std::chrono::milliseconds::rep> pick(0, config_.reconnect_jitter.count());
-        machine_.defer_drains(now() + std::chrono::milliseconds(pick(jitter_random_)));
+        machine_.defer_drains(now(), std::chrono::milliseconds(pick(jitter_random_)));
     }
     was_online_ = is_online;
 }

@@ -245,9 +245,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         else if (done == key_busy)
             fail("send-or-queue", "requeue #" + std::to_string(t.no) + " returned " + (done ? "true" : "false") +
                                       (key_busy ? " while a pending action holds its key" : ""));
-        else if (done && (t.st != state::pending || !t.queued_seen))
+        else if (done && (!t.queued_seen || (t.st != state::pending && !(t.st == state::removed && t.removed_by))))
             fail("lifecycle", "requeue #" + std::to_string(t.no) + " succeeded without a new `queued` event");
-        else if (done)
+        else if (done && t.st == state::pending)  // not if a callback removed it meanwhile
             expect_written_pending(t, "requeue returned");
         if (done) synced_floor_ = write_log_.size();  // SPEC 9.1: synced before it returns
     }
@@ -453,7 +453,11 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                                         : " was tried at once though it had to wait"));
         if (!nested) expect_written_pending(t, "the request returned queued");
     } else if (r.is_sent()) {
-        if (!immediate || (t.st != state::success && t.st != state::dead && !t.cleared_in_flight))
+        // As if in sequence: a callback may have removed it after its outcome (drop_dead_letter).
+        const bool ended = t.st == state::success || t.st == state::dead || t.cleared_in_flight ||
+                           (t.st == state::removed && t.removed_by &&
+                            std::string_view(t.removed_by) == "drop_dead_letter()");  // it was dead
+        if (!immediate || !ended)
             return fail("send-or-queue", "sent result for " + n + " which was not tried at once to an end");
         if (!t.last_outcome || !*t.last_outcome || (*t.last_outcome)->status != r.response()->status ||
             (*t.last_outcome)->body != r.response()->body)
