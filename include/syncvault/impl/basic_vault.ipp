@@ -170,7 +170,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
         if constexpr (!thread_safe_storage<Storage>) slock.lock();
         failed = detail::save_guarded(storage_, *action);
     }
-    if (failed) return send_result::failed(make_error_code(errc::storage_failed));
+    if (failed) return send_result::failed(detail::storage_failure(failed));
     std::vector<std::string> evicted;
     {
         std::lock_guard lock(mutex_);
@@ -380,10 +380,11 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::ask_on_r
     if (choice == rejection::drop) return {detail::verdict::dropped, {}, {}};
     if (choice != rejection::retry) return dead;
     // The hook's edits are input like any other: checked, or the action is dead-lettered.
-    if (detail::check_path(edited.path, config_.max_path_bytes) || edited.body.size() > config_.max_body_bytes)
-        return {detail::verdict::dead, {}, make_error_code(errc::invalid_request)};
+    if (auto e = detail::check_path(edited.path, config_.max_path_bytes)) return {detail::verdict::dead, {}, e};
+    if (edited.body.size() > config_.max_body_bytes)
+        return {detail::verdict::dead, {}, make_error_code(errc::payload_too_large)};
     for (const auto& h : edited.headers)
-        if (detail::check_header(h)) return {detail::verdict::dead, {}, make_error_code(errc::invalid_request)};
+        if (auto e = detail::check_header(h)) return {detail::verdict::dead, {}, e};
     std::lock_guard lock(mutex_);
     machine_.apply_edits(seq, edited);
     return detail::retry_or_give_up(machine_.action(seq), retry_, now(), config_.max_retries, &response);

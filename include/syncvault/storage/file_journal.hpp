@@ -21,7 +21,8 @@
  *   away; a damaged record anywhere else keeps every record before it, the damaged file is kept
  *   as `syncvault.journal.corrupt-<UTC time>` and a `diagnostic` with `errc::storage_corrupt`
  *   naming both files waits in `take_diagnostics()`.
- * - A failed write (disk full, I/O error) returns `errc::storage_failed`, cuts the file back to
+ * - A failed write (disk full, I/O error) returns a code equal to `errc::storage_failed` that
+ *   keeps the system cause (`== std::errc::no_space_on_device`), cuts the file back to
  *   where it was and leaves the stored set unchanged. A failed `fdatasync` leaves the journal
  *   refusing writes until it is reopened (the kernel may have dropped the unsynced pages); the
  *   insert it was for returns `errc::storage_failed` and leaves memory, but its bytes may yet
@@ -426,7 +427,7 @@ private:
         if (auto ec = journal_pwrite(file_->get(), rec.data(), rec.size(), end_)) {
             last_error_ = ec;
             if (::ftruncate(file_->get(), static_cast<off_t>(end_)) != 0) failed_ = true;
-            return make_error_code(errc::storage_failed);
+            return detail::storage_failure(ec);
         }
         end_ += rec.size();
         return {};
@@ -436,7 +437,7 @@ private:
     {
         last_error_ = ec;
         failed_ = true;
-        return make_error_code(errc::storage_failed);
+        return detail::storage_failure(ec);
     }
 
     // Returns once bytes [0, target) are synced, per the durability mode. A failed sync undoes
@@ -619,7 +620,7 @@ private:
             compacting_ = false;
             retry_compaction_at_ = end_ + std::max<std::uint64_t>(opts_.compaction_floor, 1u << 20);
             last_error_ = ec;
-            return make_error_code(errc::storage_failed);
+            return detail::storage_failure(ec);
         }
         const auto dir_ec = journal_sync_dir(dir_);
 
