@@ -55,7 +55,10 @@ template <class Body>
 result<prepared_body> prepare_body(const Body& body, const vault_config& cfg)
 {
     using B = std::remove_cvref_t<Body>;
-    if constexpr (std::is_same_v<B, std::nullptr_t>) {
+    // A body type that cannot work stops here with one readable static_assert (SPEC 9.6).
+    if constexpr (!check_body<Body>()) {
+        return make_error_code(errc::invalid_body);
+    } else if constexpr (std::is_same_v<B, std::nullptr_t>) {
         return prepared_body{};
     } else if constexpr (std::is_same_v<B, raw_body>) {
         if (body.bytes.size() > cfg.max_body_bytes) return make_error_code(errc::payload_too_large);
