@@ -21,7 +21,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::async_po
     // Arguments are copied: a deferred or awaitable operation starts after this call returns.
     return boost::asio::async_initiate<Token, void(std::error_code, http_response)>(
         [this](auto handler, std::string p, Body b, request_options o) {
-            initiate_mutation(std::move(handler), http_method::post, std::move(p), std::move(b), std::move(o));
+            this->initiate_mutation(std::move(handler), http_method::post, std::move(p), std::move(b), std::move(o));
         },
         token, std::string(path), body, opts);
 }
@@ -33,7 +33,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::async_pu
 {
     return boost::asio::async_initiate<Token, void(std::error_code, http_response)>(
         [this](auto handler, std::string p, Body b, request_options o) {
-            initiate_mutation(std::move(handler), http_method::put, std::move(p), std::move(b), std::move(o));
+            this->initiate_mutation(std::move(handler), http_method::put, std::move(p), std::move(b), std::move(o));
         },
         token, std::string(path), body, opts);
 }
@@ -45,7 +45,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::async_pa
 {
     return boost::asio::async_initiate<Token, void(std::error_code, http_response)>(
         [this](auto handler, std::string p, Body b, request_options o) {
-            initiate_mutation(std::move(handler), http_method::patch, std::move(p), std::move(b), std::move(o));
+            this->initiate_mutation(std::move(handler), http_method::patch, std::move(p), std::move(b), std::move(o));
         },
         token, std::string(path), body, opts);
 }
@@ -57,7 +57,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::async_de
 {
     return boost::asio::async_initiate<Token, void(std::error_code, http_response)>(
         [this](auto handler, std::string p, request_options o) {
-            initiate_mutation(std::move(handler), http_method::delete_, std::move(p), nullptr, std::move(o));
+            this->initiate_mutation(std::move(handler), http_method::delete_, std::move(p), nullptr, std::move(o));
         },
         token, std::string(path), opts);
 }
@@ -69,7 +69,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::async_ge
 {
     return boost::asio::async_initiate<Token, void(std::error_code, http_response)>(
         [this](auto handler, std::string p, request_options o) {
-            initiate_read(std::move(handler), http_method::get, std::move(p), std::move(o));
+            this->initiate_read(std::move(handler), http_method::get, std::move(p), std::move(o));
         },
         token, std::string(path), opts);
 }
@@ -81,7 +81,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::async_he
 {
     return boost::asio::async_initiate<Token, void(std::error_code, http_response)>(
         [this](auto handler, std::string p, request_options o) {
-            initiate_read(std::move(handler), http_method::head, std::move(p), std::move(o));
+            this->initiate_read(std::move(handler), http_method::head, std::move(p), std::move(o));
         },
         token, std::string(path), opts);
 }
