@@ -19,6 +19,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <future>
 #include <optional>
@@ -183,6 +184,29 @@ TEST_CASE("async_*: bad input, a full queue and storage failures complete at onc
     for (auto* e : {&bad_path, &bad_header, &bad_key, &bad_lane, &bad_body}) CHECK(*e->ec == errc::invalid_request);
     CHECK(*full.ec == errc::queue_full);
     CHECK(v->pending_count() == 1);
+}
+
+/** memory_storage whose inserts fail as a full disk does. */
+struct full_disk_storage : syncvault::memory_storage {
+    std::error_code save(const syncvault::sync_action&) { return std::error_code(ENOSPC, std::generic_category()); }
+};
+
+TEST_CASE("a full disk: post and async_post report storage_failed with the system cause", "[vault][async][errors]")
+{
+    fake_clock clock;
+    fake_transport net;
+    syncvault::basic_vault<fake_transport, full_disk_storage, syncvault::manual_connectivity, syncvault::jittered_backoff,
+                           fake_clock>
+        v{test_config(), net, full_disk_storage{}, syncvault::manual_connectivity{false}, exact_backoff(), clock};
+    const auto r = v.post("/a", nullptr);
+    CHECK(r.error() == errc::storage_failed);
+    CHECK(r.error() == std::errc::no_space_on_device);
+    auto f = v.async_post("/a", nullptr, {}, asio::use_future);
+    REQUIRE(ready(f));
+    const auto ec = std::get<0>(f.get());
+    CHECK(ec == errc::storage_failed);
+    CHECK(ec == std::errc::no_space_on_device);
+    CHECK(v.pending_count() == 0);
 }
 
 TEST_CASE("async_post with a pending idempotency key follows the existing action", "[vault][async]")
