@@ -15,6 +15,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -130,10 +131,13 @@ public:
     /** Subscribes to the vault's events once (`subscribe` returns the subscription). */
     void ensure_subscribed(const std::function<subscription(std::function<void(const sync_event&)>)>& subscribe)
     {
+        // Lock-free once subscribed: a completion run inline from an event delivery (which
+        // holds that listener's lock) may start the next operation.
+        if (subscribed_.load(std::memory_order_acquire)) return;
         std::lock_guard lock(subscribe_mutex_);
-        if (subscribed_) return;
+        if (subscribed_.load(std::memory_order_relaxed)) return;
         sub_ = subscribe([this](const sync_event& e) { notify(e); });
-        subscribed_ = true;
+        subscribed_.store(true, std::memory_order_release);
     }
 
     /**
@@ -230,8 +234,12 @@ public:
     void close(const std::function<void()>& interrupt)
     {
         {
-            std::lock_guard lock(subscribe_mutex_);
-            sub_.reset();  // once this returns, notify() is not running and will not run
+            subscription sub;
+            {
+                std::lock_guard lock(subscribe_mutex_);
+                sub = std::move(sub_);
+            }
+            sub.reset();  // outside our locks; once this returns, notify() is not running and will not run
         }
         std::multimap<std::string, entry> waiting;
         {
@@ -289,7 +297,7 @@ private:
 
     std::mutex subscribe_mutex_;
     subscription sub_;
-    bool subscribed_ = false;
+    std::atomic<bool> subscribed_{false};
 
     std::mutex mutex_;
     std::condition_variable idle_;
