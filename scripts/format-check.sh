@@ -16,6 +16,9 @@ files=(
   tests/compile_fail/missing_clock.cpp
   tests/consumer/consumer.cpp
   tests/headers/main.cpp
+  include/syncvault/testing/simulation.hpp
+  include/syncvault/testing/simulation/*.hpp
+  tests/simulation/simulation_tests.cpp
   conan/test_package/test_package.cpp
 )
 format=$(command -v clang-format-14 || command -v clang-format)

@@ -212,6 +212,47 @@ measure vault_drain(test_server& server, std::size_t n, std::size_t first, drive
     return m;
 }
 
+// `lanes` lanes of `per_lane` actions each, queued offline, drained by a background_sync with
+// `max_in_flight` workers (SPEC 9.2): at most one transfer per lane, lanes in parallel.
+measure vault_lanes_drain(test_server& server, std::size_t lanes, std::size_t per_lane, std::size_t max_in_flight,
+                          std::size_t first, const std::filesystem::path& dir)
+{
+    using vault_type = syncvault::basic_vault<syncvault::curl_transport, syncvault::file_journal,
+                                              syncvault::polling_connectivity, syncvault::jittered_backoff,
+                                              std::chrono::system_clock>;
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    syncvault::vault_config cfg;
+    cfg.base_url = server.base_url() + "/api";
+    cfg.storage_path = dir;
+    cfg.max_pending = lanes * per_lane + 1;
+    cfg.max_in_flight = max_in_flight;
+    cfg.storage_durability = syncvault::durability::none;  // the enqueue phase is not measured
+    measure m;
+    {
+        vault_type v{cfg};
+        v.connectivity().report(false);
+        syncvault::raw_body b{body, "application/json"};
+        for (std::size_t i = 0; i < per_lane; ++i)
+            for (std::size_t lane = 0; lane < lanes; ++lane) {
+                syncvault::request_options o;
+                o.idempotency_key = key_for("lanes", first + i * lanes + lane);
+                o.lane = "lane-" + std::to_string(lane);
+                if (!v.post("/jobs", b, o).is_queued()) throw std::runtime_error("lanes: post was not queued");
+            }
+        const stopwatch w;
+        {
+            syncvault::background_sync sync{v};
+            v.connectivity().report(true);  // wakes the workers
+            while (v.pending_count() != 0) std::this_thread::sleep_for(200us);
+        }
+        m = done(w, lanes * per_lane);
+        if (!v.dead_letters().empty()) throw std::runtime_error("lanes: dead letters");
+    }
+    std::filesystem::remove_all(dir);
+    return m;
+}
+
 // One measured variant; `run(k)` sends k requests.
 struct variant {
     const char* name;
@@ -323,5 +364,32 @@ int main(int argc, char** argv)
                 "\"sequential_per_s\":%.0f,\"concurrent_per_s\":%.0f,\"speedup\":%.2f,\"connections\":%zu}\n",
                 sequential_total.requests, static_cast<long long>(latency.count()), threads, sequential_total.per_s(),
                 concurrent_total.per_s(), concurrent_total.per_s() / sequential_total.per_s(), connections);
+
+    // Lanes (SPEC 9.2): the vault drains `threads` lanes with max_in_flight 1 and `threads`.
+    server.set_latency(latency);
+    const std::size_t lanes = threads, per_lane = std::max<std::size_t>(1, cchunk / lanes);
+    measure one_total, many_total;
+    for (int round = 0; round < rounds; ++round) {
+        const std::size_t k = lanes * per_lane;
+        if (round % 2 == 0) {
+            one_total += vault_lanes_drain(server, lanes, per_lane, 1, keys(k), dir);
+            many_total += vault_lanes_drain(server, lanes, per_lane, threads, keys(k), dir);
+        } else {
+            many_total += vault_lanes_drain(server, lanes, per_lane, threads, keys(k), dir);
+            one_total += vault_lanes_drain(server, lanes, per_lane, 1, keys(k), dir);
+        }
+        server.reset_records();
+    }
+    server.set_latency(0ms);
+    std::printf("\nvault drain of %zu lanes x %zu actions (file_journal, background_sync), server latency %lld ms:\n",
+                lanes, per_lane * std::size_t(rounds), static_cast<long long>(latency.count()));
+    std::printf("%-52s %10.0f/s %9.1f us CPU\n", "max_in_flight = 1", one_total.per_s(), one_total.cpu_us());
+    std::snprintf(label, sizeof label, "max_in_flight = %u", threads);
+    std::printf("%-52s %10.0f/s %9.1f us CPU\n", label, many_total.per_s(), many_total.cpu_us());
+    std::printf("%-52s %7.2fx (goal 6x with 8)\n", "speed-up", many_total.per_s() / one_total.per_s());
+    std::printf("{\"bench\":\"network_lanes\",\"lanes\":%zu,\"n\":%zu,\"latency_ms\":%lld,\"max_in_flight\":%u,"
+                "\"one_per_s\":%.0f,\"many_per_s\":%.0f,\"speedup\":%.2f}\n",
+                lanes, one_total.requests, static_cast<long long>(latency.count()), threads, one_total.per_s(),
+                many_total.per_s(), many_total.per_s() / one_total.per_s());
     return 0;
 }
