@@ -230,7 +230,7 @@ TEST_CASE("async_post with a pending idempotency key follows the existing action
 
 // ---- std::future -------------------------------------------------------------------------------
 
-TEST_CASE("async_* with use_future: a future of (error_code, response), never an exception", "[vault][async]")
+TEST_CASE("async_* with use_future: a future of (error_code, response), never an exception", "[vault][async][thread]")
 {
     rig r;
     SECTION("success")
@@ -394,7 +394,8 @@ TEST_CASE("async_* with deferred: nothing happens until the operation is launche
 
 // ---- never blocking the caller -----------------------------------------------------------------
 
-TEST_CASE("a server that never answers blocks neither async_post nor post with send_on_caller false", "[vault][async]")
+TEST_CASE("a server that never answers blocks neither async_post nor post with send_on_caller false",
+          "[vault][async][thread]")
 {
     rig r;
     std::promise<void> release;
