@@ -1,8 +1,9 @@
 #ifndef SYNCVAULT_HPP
 #define SYNCVAULT_HPP
 
-// Everything in syncvault that needs only Boost (and POSIX). libcurl's `curl_transport` (and the
-// `vault` alias over it) and `sqlite_storage` have their own headers and CMake targets.
+// Everything in syncvault that needs only Boost (and POSIX) for an application. libcurl's
+// `curl_transport` (and the `vault` alias over it) and `sqlite_storage` have their own headers
+// and CMake targets; the test doubles are in <syncvault/testing/...>, included by tests.
 
 #include <syncvault/action.hpp>
 #include <syncvault/config.hpp>
@@ -29,9 +30,7 @@
 #include <syncvault/ui/status_watcher.hpp>
 #include <syncvault/ui/sync_listener.hpp>
 
-#include <syncvault/testing/fake_clock.hpp>
-#include <syncvault/testing/fake_transport.hpp>
-#include <syncvault/testing/simulation.hpp>
-#include <syncvault/testing/storage_laws.hpp>
+// Not the test doubles of <syncvault/testing/...> (fake clock and transport, the simulator, the
+// storage laws): tests include the ones they use, and production code never pays for them.
 
 #endif

@@ -61,7 +61,9 @@ fi
 if want asan; then
     start=$SECONDS
     build=$root/asan
-    sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+    # -fno-sanitize=function: clang 14 cannot emit that check's prologue for coroutines
+    # ("Cannot represent a difference across sections"); the async tests use coroutines.
+    sanitize="-fsanitize=address,undefined -fno-sanitize=function -fno-sanitize-recover=undefined"
     cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER="$clangxx" \
           -DCMAKE_CXX_FLAGS="-O1 -fno-omit-frame-pointer $sanitize" \
           -DCMAKE_EXE_LINKER_FLAGS="$sanitize" -DSYNCVAULT_BUILD_EXAMPLES=OFF \

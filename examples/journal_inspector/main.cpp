@@ -10,6 +10,7 @@
 // happens to the copy only, and is reported.
 
 #include <syncvault.hpp>
+#include <syncvault/testing/fake_transport.hpp>
 #include <syncvault/storage/file_journal.hpp>
 
 #include <boost/json.hpp>

@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 
 #include <syncvault.hpp>
+#include <syncvault/testing/fake_clock.hpp>
+#include <syncvault/testing/fake_transport.hpp>
 
 #include <algorithm>
 #include <chrono>

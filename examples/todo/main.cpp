@@ -102,6 +102,7 @@ std::string_view mark(const item& it)
     case sync_event_status::failed: return "retrying";
     case sync_event_status::success: return "synced";
     case sync_event_status::dead_letter: return "failed";
+    case sync_event_status::cancelled: return "cancelled";
     }
     return "?";
 }

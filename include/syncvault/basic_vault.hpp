@@ -25,12 +25,15 @@
 #include <syncvault/concepts/retry_policy.hpp>
 #include <syncvault/concepts/storage.hpp>
 #include <syncvault/concepts/transport.hpp>
+#include <syncvault/detail/async_registry.hpp>
 #include <syncvault/detail/event_hub.hpp>
 #include <syncvault/detail/fair_mutex.hpp>
 #include <syncvault/detail/policy_guard.hpp>
 #include <syncvault/detail/queue_machine.hpp>
 #include <syncvault/detail/request_builder.hpp>
 #include <syncvault/detail/retry_decision.hpp>
+
+#include <boost/asio/async_result.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -259,6 +262,51 @@ public:
         return machine_.paused();
     }
 
+    // --- asynchronous requests (SPEC 9.5; bodies in impl/basic_vault_async.ipp) -----------
+
+    /**
+     * The async_* family: Asio completion tokens over the vault, completion signature
+     * `void(std::error_code, http_response)`. No call blocks on the network.
+     *
+     * - POST/PUT/PATCH/DELETE: the action is checked and written (as `write_ahead` says) but
+     *   never sent on the calling thread, whatever `send_on_caller` says; the worker
+     *   (`background_sync`, `poll()`, `process_queue()`) sends it. The operation completes when
+     *   the action reaches its terminal outcome in this process: success (no error, the 2xx
+     *   response); dead letter (its error and last response; a permanent refusal is
+     *   `errc::rejected`, whose response says why); cancelled, evicted, `clear_queue`d or the
+     *   vault destroyed (`errc::cancelled`; `errc::evicted` compares equal to it). A request
+     *   whose idempotency key is already pending follows that action. A bad request,
+     *   `queue_full` or a storage failure completes at once with that error. Not persisted:
+     *   after a restart, events report the outcome.
+     * - GET/HEAD: the blocking transfer runs as a job `post`ed to the handler's associated
+     *   executor (the system thread pool for a plain callback), never on the caller; it
+     *   completes with the response (any status), `errc::offline`, or the transport's error.
+     *   With `queue_if_offline` while offline it becomes an action, and completes like one.
+     *
+     * The handler runs on its associated executor, and is never called from inside the
+     * initiating function. Its executor is kept busy (`io_context::run()` does not return)
+     * until it completes. As `std::error_code` is not Asio's error type, `use_future` yields a
+     * `std::future<std::tuple<std::error_code, http_response>>` and `use_awaitable` a tuple:
+     * errors never throw. A completion that runs during the vault's destruction must not use it.
+     *
+     * @code
+     * auto [ec, response] = co_await v.async_post("/jobs", job, {}, boost::asio::use_awaitable);
+     * if (ec == syncvault::errc::rejected) log(response.status, response.body);
+     * @endcode
+     */
+    template <class Body, boost::asio::completion_token_for<void(std::error_code, http_response)> Token>
+    auto async_post(std::string_view path, const Body& body, const request_options& opts, Token&& token);
+    template <class Body, boost::asio::completion_token_for<void(std::error_code, http_response)> Token>
+    auto async_put(std::string_view path, const Body& body, const request_options& opts, Token&& token);
+    template <class Body, boost::asio::completion_token_for<void(std::error_code, http_response)> Token>
+    auto async_patch(std::string_view path, const Body& body, const request_options& opts, Token&& token);
+    template <boost::asio::completion_token_for<void(std::error_code, http_response)> Token>
+    auto async_delete(std::string_view path, const request_options& opts, Token&& token);
+    template <boost::asio::completion_token_for<void(std::error_code, http_response)> Token>
+    auto async_get(std::string_view path, const request_options& opts, Token&& token);
+    template <boost::asio::completion_token_for<void(std::error_code, http_response)> Token>
+    auto async_head(std::string_view path, const request_options& opts, Token&& token);
+
     // --- observing -------------------------------------------------------------------------
 
     /** `fn(sync_status)`: called at once with the current status, then on each change. */
@@ -439,7 +487,8 @@ private:
         bool armed_ = true;
     };
 
-    send_result enqueue(detail::new_action n);
+    /** Admits and writes `n`; sends it at once only if `allow_send` and the config and lane allow. */
+    send_result enqueue(detail::new_action n, bool allow_send = true);
 
     // ---- attempts ---------------------------------------------------------------------------
 
@@ -554,10 +603,23 @@ private:
 
     std::shared_ptr<detail::event_hub> events_;
     std::shared_ptr<detail::wake_hub> wake_;
+
+    // ---- async_* (impl/basic_vault_async.ipp) ----------------------------------------------
+    template <class Body, class Handler>
+    void initiate_mutation(Handler handler, http_method method, std::string path, Body body, request_options opts);
+    template <class Handler>
+    void initiate_read(Handler handler, http_method method, std::string path, request_options opts);
+    /** The registry, subscribed to this vault's events. */
+    detail::async_registry& subscribed_registry();
+
+    // Declared last, so destroyed first, while every policy still lives: waiting operations
+    // complete with errc::cancelled and GET/HEAD jobs in progress are interrupted and awaited.
+    detail::async_owner async_{[this] { interrupt(); }};
 };
 
 } // namespace syncvault
 
 #include <syncvault/impl/basic_vault.ipp>
+#include <syncvault/impl/basic_vault_async.ipp>
 
 #endif

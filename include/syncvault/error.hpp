@@ -8,6 +8,8 @@
  * inside `syncvault::result<T>`).
  */
 
+#include <boost/system/error_code.hpp>
+
 #include <string>
 #include <system_error>
 
@@ -32,7 +34,29 @@ enum class errc {
     dependency_failed,     ///< an action it waited for (`after`, `response_ref`) failed or was cancelled
     evicted,               ///< removed to make room (`overflow_policy::drop_oldest`)
     tls_failed,            ///< TLS handshake or peer verification failed (retryable)
+    // Bad input, each naming its culprit; every one also compares equal to `invalid_request`
+    // (SPEC 9.6): `ec == errc::invalid_request` holds, `ec == errc::invalid_header` tells which.
+    invalid_header,        ///< a header name or value (CR, LF, NUL, not a token), or too many/too long
+    invalid_path,          ///< a scheme, `//`, a `..` segment in any encoding, control characters...
+    invalid_key,           ///< the idempotency key: empty, too long, not visible ASCII
+    invalid_coalesce_key,  ///< `request_options::coalesce_key`
+    invalid_lane,          ///< `request_options::lane`: too long or control characters
+    invalid_body,          ///< not valid UTF-8 JSON, or a `raw_body` with a bad content type
+    rejected,              ///< the server refused the request for good (a 4xx, 1xx or 3xx: see the response)
 };
+
+} // namespace syncvault
+
+template <>
+struct std::is_error_code_enum<syncvault::errc> : std::true_type {};
+
+namespace syncvault {
+
+/** True for the codes that narrow `errc::invalid_request` (which is one of them itself). */
+constexpr bool is_invalid_request(errc e) noexcept
+{
+    return e == errc::invalid_request || (e >= errc::invalid_header && e <= errc::invalid_body);
+}
 
 namespace detail {
 class errc_category final : public std::error_category {
@@ -58,8 +82,41 @@ public:
         case errc::dependency_failed: return "an action it depends on failed";
         case errc::evicted: return "evicted to make room in the queue";
         case errc::tls_failed: return "TLS handshake or certificate verification failed";
+        case errc::invalid_header: return "invalid request: bad header";
+        case errc::invalid_path: return "invalid request: bad path";
+        case errc::invalid_key: return "invalid request: bad idempotency key";
+        case errc::invalid_coalesce_key: return "invalid request: bad coalesce key";
+        case errc::invalid_lane: return "invalid request: bad lane";
+        case errc::invalid_body: return "invalid request: bad body";
+        case errc::rejected: return "rejected by the server";
         }
         return "unknown syncvault error";
+    }
+
+    // `code == error_condition(errc::X)`: the exact code, or one that narrows it (SPEC 9.6).
+    bool equivalent(const std::error_code& code, int condition) const noexcept override;
+};
+
+/**
+ * `syncvault.storage`: a storage failure that keeps its operating-system cause. The value is
+ * the cause's errno, so `ec == std::errc::no_space_on_device` holds for a full disk, while
+ * `ec == errc::storage_failed` holds too. Made by `detail::storage_failure`.
+ */
+class storage_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "syncvault.storage"; }
+    std::string message(int value) const override
+    {
+        return "storage failed: " + std::generic_category().message(value);
+    }
+    std::error_condition default_error_condition(int value) const noexcept override
+    {
+        return std::generic_category().default_error_condition(value);
+    }
+    bool equivalent(int value, const std::error_condition& condition) const noexcept override
+    {
+        return std::error_condition(value, std::generic_category()) == condition ||
+               std::system_category().equivalent(value, condition);
     }
 };
 } // namespace detail
@@ -71,14 +128,70 @@ inline const std::error_category& error_category() noexcept
     return category;
 }
 
+/** The category of storage failures that keep their system cause (see `detail::storage_failure`). */
+inline const std::error_category& storage_category() noexcept
+{
+    static const detail::storage_category_impl category;
+    return category;
+}
+
 inline std::error_code make_error_code(errc e) noexcept
 {
     return {static_cast<int>(e), error_category()};
 }
 
-} // namespace syncvault
+/** `errc::x` as an `std::error_condition`, for comparisons by meaning (`narrowed == invalid_request`). */
+inline std::error_condition make_error_condition(errc e) noexcept
+{
+    return {static_cast<int>(e), error_category()};
+}
 
-template <>
-struct std::is_error_code_enum<syncvault::errc> : std::true_type {};
+/**
+ * `ec == errc::x` compares by meaning: true for the code itself, and for the codes that narrow
+ * it (`errc::invalid_path == errc::invalid_request`, a `syncvault.storage` code ==
+ * `errc::storage_failed`, `errc::evicted == errc::cancelled`). `ec.value()` and
+ * `make_error_code(errc::x)` are unchanged, so switches and exact checks still work.
+ */
+inline bool operator==(const std::error_code& ec, errc e) noexcept
+{
+    return ec == make_error_condition(e);
+}
+
+/** The same for a `boost::system::error_code` (what `result<T>::error()` holds). */
+inline bool operator==(const boost::system::error_code& ec, errc e) noexcept
+{
+    return static_cast<std::error_code>(ec) == e;
+}
+
+namespace detail {
+inline bool errc_category::equivalent(const std::error_code& code, int condition) const noexcept
+{
+    const auto wanted = static_cast<errc>(condition);
+    if (code.category() == *this) {
+        const auto got = static_cast<errc>(code.value());
+        if (got == wanted) return true;
+        if (wanted == errc::invalid_request) return is_invalid_request(got);
+        if (wanted == errc::cancelled) return got == errc::evicted;
+        return false;
+    }
+    return wanted == errc::storage_failed && code.category() == storage_category();
+}
+
+/**
+ * The error a storage failure is reported as: `cause` kept (as a `syncvault.storage` code) when
+ * it is an operating-system error, so both `== std::errc::...` and `== errc::storage_failed`
+ * hold; a cause that already means `storage_failed` as it is; anything else (or none) is
+ * `errc::storage_failed`.
+ */
+inline std::error_code storage_failure(std::error_code cause) noexcept
+{
+    if (cause && (cause.category() == std::generic_category() || cause.category() == std::system_category()))
+        return {cause.value(), storage_category()};
+    if (cause.category() == storage_category() && cause) return cause;
+    return make_error_code(errc::storage_failed);
+}
+} // namespace detail
+
+} // namespace syncvault
 
 #endif

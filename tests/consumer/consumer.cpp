@@ -3,6 +3,8 @@
 // (find_package of the installed tree or the build tree, add_subdirectory, Conan's
 // test_package); exits non-zero on any surprise.
 #include <syncvault.hpp>
+#include <syncvault/testing/fake_clock.hpp>
+#include <syncvault/testing/fake_transport.hpp>
 
 #if defined(SYNCVAULT_CONSUMER_HAS_CURL)
 #include <syncvault/transport/curl_transport.hpp>

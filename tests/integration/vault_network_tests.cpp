@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -264,6 +265,41 @@ TEST_CASE("vault: background_sync stops promptly while idle", "[integration][vau
     const auto start = steady::now();
     sync.reset();
     CHECK(steady::now() - start < 1s);
+}
+
+TEST_CASE("vault: a server that never answers blocks neither post (send_on_caller off) nor async_post",
+          "[integration][vault][network][async]")
+{
+    test_server server;
+    temp_dir dir;
+    auto cfg = config_for(server, dir);
+    cfg.receive_timeout = 30s;
+    cfg.send_on_caller = false;
+    server.script(step::stall());  // accepts, reads the request, never answers
+    std::optional<net_vault> v;
+    v.emplace(cfg, syncvault::curl_transport(cfg), syncvault::file_journal(cfg), syncvault::polling_connectivity(cfg),
+              quick_backoff());
+
+    auto start = steady::now();
+    CHECK(v->post("/jobs", syncvault::raw_body{"a", "text/plain"}, keyed("never-1")).is_queued());
+    std::promise<std::error_code> outcome;
+    v->async_post("/jobs", syncvault::raw_body{"b", "text/plain"}, keyed("never-2"),
+                  [&](std::error_code ec, syncvault::http_response) { outcome.set_value(ec); });
+    CHECK(steady::now() - start < 1s);
+    CHECK(server.request_count() == 0);  // nothing was sent on this thread
+
+    std::optional<syncvault::background_sync<net_vault>> sync;
+    sync.emplace(*v);
+    REQUIRE(server.wait_for_requests(1, 20s));  // the worker's transfer now hangs
+    start = steady::now();
+    CHECK(v->post("/jobs", syncvault::raw_body{"c", "text/plain"}, keyed("never-3")).is_queued());
+    CHECK(steady::now() - start < 1s);
+    sync.reset();  // interrupts the hanging transfer
+    CHECK(v->pending_count() == 3);
+    auto done = outcome.get_future();
+    v.reset();  // the vault's destruction completes what still waits
+    REQUIRE(done.wait_for(5s) == std::future_status::ready);
+    CHECK(done.get() == syncvault::errc::cancelled);
 }
 
 // ---- SPEC 9.3 against a server that behaves like the real ones ----------------------------------

@@ -20,6 +20,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <latch>
@@ -985,6 +986,53 @@ TEST_CASE("errc is a std::error_code enum with the SPEC's values", "[policies][e
                    sv::errc::storage_failed, sv::errc::storage_locked, sv::errc::timeout, sv::errc::connection_failed,
                    sv::errc::max_retries_exceeded})
         CHECK(make_error_code(e).category().name() == std::string_view{"syncvault"});
+}
+
+TEST_CASE("errc: precise bad-input codes still equal invalid_request (SPEC 9.6)", "[policies][errc]")
+{
+    for (auto e : {sv::errc::invalid_header, sv::errc::invalid_path, sv::errc::invalid_key,
+                   sv::errc::invalid_coalesce_key, sv::errc::invalid_lane, sv::errc::invalid_body}) {
+        const std::error_code ec = e;
+        CHECK(ec == sv::errc::invalid_request);
+        CHECK(sv::errc::invalid_request == ec);
+        CHECK(ec == e);
+        CHECK(ec.value() == static_cast<int>(e));  // exact codes are unchanged
+        CHECK(ec != sv::errc::storage_failed);
+        CHECK(ec.message().find("invalid request") == 0);
+        const boost::system::error_code boost_ec = ec;  // through result<T>, too
+        CHECK(boost_ec == sv::errc::invalid_request);
+    }
+    const std::error_code general = sv::errc::invalid_request;
+    CHECK(general != sv::errc::invalid_path);  // the general code does not claim to be precise
+    CHECK(std::error_code(sv::errc::timeout) != sv::errc::invalid_request);
+    CHECK(std::error_code(sv::errc::evicted) == sv::errc::cancelled);
+    CHECK(std::error_code(sv::errc::cancelled) != sv::errc::evicted);
+    // Values are persisted in dead letters: the new ones come after every 0.1 value.
+    CHECK(static_cast<int>(sv::errc::invalid_header) == static_cast<int>(sv::errc::tls_failed) + 1);
+    CHECK(sv::detail::check_path("//evil/x", 2048) == sv::errc::invalid_path);
+    CHECK(sv::detail::check_header({"X", "a\nb"}) == sv::errc::invalid_header);
+    CHECK(sv::detail::check_key("", 255) == sv::errc::invalid_key);
+    CHECK(sv::detail::check_lane("a\tb", 255) == sv::errc::invalid_lane);
+    CHECK(sv::detail::check_coalesce_key("a\rb", 255) == sv::errc::invalid_coalesce_key);
+    CHECK(sv::detail::check_coalesce_key("a\rb", 255) == sv::errc::invalid_request);
+}
+
+TEST_CASE("errc: a storage failure keeps its system cause (SPEC 9.6)", "[policies][errc]")
+{
+    const auto full = sv::detail::storage_failure(std::error_code(ENOSPC, std::system_category()));
+    CHECK(full == sv::errc::storage_failed);
+    CHECK(full == std::errc::no_space_on_device);
+    CHECK(full != std::errc::io_error);
+    CHECK(full != sv::errc::invalid_request);
+    CHECK(full.category().name() == std::string_view{"syncvault.storage"});
+    CHECK(full.message().find("No space left on device") != std::string::npos);
+    const auto io = sv::detail::storage_failure(std::error_code(EIO, std::generic_category()));
+    CHECK(io == std::errc::io_error);
+    CHECK(io == sv::errc::storage_failed);
+    // No cause, or one that is not an operating-system error: plain storage_failed.
+    CHECK(sv::detail::storage_failure({}) == sv::errc::storage_failed);
+    CHECK(sv::detail::storage_failure(sv::errc::invalid_request).value() == static_cast<int>(sv::errc::storage_failed));
+    CHECK(sv::detail::storage_failure(full) == full);
 }
 
 TEST_CASE("errc converts into boost::system::error_code and result<T>", "[policies][errc]")

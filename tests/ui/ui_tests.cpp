@@ -6,6 +6,8 @@
 #include <syncvault/ui/sync_listener.hpp>
 
 #include <syncvault.hpp>
+#include <syncvault/testing/fake_clock.hpp>
+#include <syncvault/testing/fake_transport.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -5,6 +5,8 @@
 // ("queued", "started:1", "failed:1", "success:2") so expected sequences read at a glance.
 
 #include <syncvault.hpp>
+#include <syncvault/testing/fake_clock.hpp>
+#include <syncvault/testing/fake_transport.hpp>
 
 #include <memory>
 #include <mutex>

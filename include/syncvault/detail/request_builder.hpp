@@ -55,11 +55,14 @@ template <class Body>
 result<prepared_body> prepare_body(const Body& body, const vault_config& cfg)
 {
     using B = std::remove_cvref_t<Body>;
-    if constexpr (std::is_same_v<B, std::nullptr_t>) {
+    // A body type that cannot work stops here with one readable static_assert (SPEC 9.6).
+    if constexpr (!check_body<Body>()) {
+        return make_error_code(errc::invalid_body);
+    } else if constexpr (std::is_same_v<B, std::nullptr_t>) {
         return prepared_body{};
     } else if constexpr (std::is_same_v<B, raw_body>) {
         if (body.bytes.size() > cfg.max_body_bytes) return make_error_code(errc::payload_too_large);
-        if (check_header({"Content-Type", body.content_type})) return make_error_code(errc::invalid_request);
+        if (check_header({"Content-Type", body.content_type})) return make_error_code(errc::invalid_body);
         return prepared_body{body.bytes, body.content_type};
     } else {
         std::string text;
@@ -73,7 +76,7 @@ result<prepared_body> prepare_body(const Body& body, const vault_config& cfg)
         // complete check that the body is valid UTF-8 JSON a server can parse.
         boost::system::error_code ec;
         (void)boost::json::parse(text, ec);
-        if (ec) return make_error_code(errc::invalid_request);
+        if (ec) return make_error_code(errc::invalid_body);
         return prepared_body{std::move(text), "application/json"};
     }
 }
@@ -86,7 +89,7 @@ struct split_request_headers {
 
 inline result<split_request_headers> split_headers(const request_options& opts, const vault_config& cfg)
 {
-    if (opts.headers.size() > cfg.max_headers) return make_error_code(errc::invalid_request);
+    if (opts.headers.size() > cfg.max_headers) return make_error_code(errc::invalid_header);
     split_request_headers out;
     std::size_t bytes = 0;
     for (const auto& h : opts.headers) {
@@ -101,7 +104,7 @@ inline result<split_request_headers> split_headers(const request_options& opts, 
                         [&](const std::string& s) { return header_name_equals(s, h.name); });
         (is_sensitive ? out.sensitive : out.stored).push_back(h);
     }
-    if (bytes > cfg.max_header_bytes) return make_error_code(errc::invalid_request);
+    if (bytes > cfg.max_header_bytes) return make_error_code(errc::invalid_header);
     return out;
 }
 

@@ -2,7 +2,9 @@
 #define SYNCVAULT_DETAIL_REQUEST_CHECK_HPP
 
 // Validation of everything a caller hands the vault, and joining paths onto base_url. Every
-// check returns errc::invalid_request (or a more precise errc) and changes nothing.
+// check returns the errc naming its culprit (invalid_header, invalid_path, invalid_key,
+// invalid_lane, invalid_coalesce_key: each compares equal to errc::invalid_request) and changes
+// nothing.
 
 #include <syncvault/action.hpp>
 #include <syncvault/error.hpp>
@@ -45,12 +47,12 @@ constexpr bool is_tchar(char c) noexcept
 
 inline std::error_code check_header(const header& h) noexcept
 {
-    if (h.name.empty()) return errc::invalid_request;
+    if (h.name.empty()) return errc::invalid_header;
     for (char c : h.name)
-        if (!is_tchar(c)) return errc::invalid_request;
+        if (!is_tchar(c)) return errc::invalid_header;
     for (char c : h.value) {
         auto u = static_cast<unsigned char>(c);
-        if ((u < 0x20 && c != '\t') || u == 0x7f) return errc::invalid_request;  // CR, LF, NUL...
+        if ((u < 0x20 && c != '\t') || u == 0x7f) return errc::invalid_header;  // CR, LF, NUL...
     }
     return {};
 }
@@ -58,20 +60,27 @@ inline std::error_code check_header(const header& h) noexcept
 /** An idempotency key: 1..max_bytes visible ASCII characters. */
 inline std::error_code check_key(std::string_view key, std::size_t max_bytes) noexcept
 {
-    if (key.empty() || key.size() > max_bytes) return errc::invalid_request;
+    if (key.empty() || key.size() > max_bytes) return errc::invalid_key;
     for (char c : key)
-        if (c < 0x21 || c > 0x7e) return errc::invalid_request;
+        if (c < 0x21 || c > 0x7e) return errc::invalid_key;
     return {};
 }
 
 /** A lane name: empty (the default lane) or up to max_bytes bytes without control characters. */
 inline std::error_code check_lane(std::string_view lane, std::size_t max_bytes) noexcept
 {
-    if (lane.size() > max_bytes) return errc::invalid_request;
+    if (lane.size() > max_bytes) return errc::invalid_lane;
     for (char c : lane) {
         auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f) return errc::invalid_request;
+        if (u < 0x20 || u == 0x7f) return errc::invalid_lane;
     }
+    return {};
+}
+
+/** A coalesce key (SPEC 9.4): empty (none) or, like a lane, bounded and free of control characters. */
+inline std::error_code check_coalesce_key(std::string_view key, std::size_t max_bytes) noexcept
+{
+    if (check_lane(key, max_bytes)) return errc::invalid_coalesce_key;
     return {};
 }
 
@@ -82,15 +91,15 @@ inline std::error_code check_lane(std::string_view lane, std::size_t max_bytes) 
  */
 inline std::error_code check_path(std::string_view path, std::size_t max_bytes)
 {
-    if (path.size() > max_bytes) return errc::invalid_request;
+    if (path.size() > max_bytes) return errc::invalid_path;
     for (char c : path) {
         auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u == 0x7f || c == '\\') return errc::invalid_request;
+        if (u <= 0x20 || u == 0x7f || c == '\\') return errc::invalid_path;
     }
-    if (path.starts_with("//")) return errc::invalid_request;
-    if (boost::urls::parse_uri(path)) return errc::invalid_request;  // has a scheme
+    if (path.starts_with("//")) return errc::invalid_path;
+    if (boost::urls::parse_uri(path)) return errc::invalid_path;  // has a scheme
     auto ref = boost::urls::parse_relative_ref(path);
-    if (!ref || ref->has_authority() || ref->has_fragment()) return errc::invalid_request;
+    if (!ref || ref->has_authority() || ref->has_fragment()) return errc::invalid_path;
 
     // Decode until stable, so double-encoded dots are seen too; then look at every segment.
     // After the first round a '%' may be literal (`/50%25off`): decode the escapes there are and
@@ -118,7 +127,7 @@ inline std::error_code check_path(std::string_view path, std::size_t max_bytes)
     for (int round = 0;; ++round) {
         auto next = decode_once(decoded);
         if (next == decoded) break;
-        if (round == 4) return errc::invalid_request;
+        if (round == 4) return errc::invalid_path;
         decoded = std::move(next);
     }
     for (auto& c : decoded)
@@ -127,9 +136,9 @@ inline std::error_code check_path(std::string_view path, std::size_t max_bytes)
         auto end = decoded.find('/', start);
         if (end == std::string::npos) end = decoded.size();
         std::string_view segment(decoded.data() + start, end - start);
-        if (segment == "..") return errc::invalid_request;
+        if (segment == "..") return errc::invalid_path;
         for (char c : segment)
-            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return errc::invalid_request;
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return errc::invalid_path;
         start = end + 1;
     }
     return {};

@@ -39,6 +39,7 @@ template <class Transport, class Storage, class Connectivity, class RetryPolicy,
 auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::clear_queue() -> std::error_code
 {
     std::error_code failed;
+    std::vector<std::string> cleared_ids;  // no event: async_* operations waiting on them are cancelled
     {
         std::lock_guard slock(storage_mutex_);
         std::vector<detail::queue_machine::listed> listed;
@@ -54,6 +55,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::clear_qu
                 }
             std::lock_guard lock(mutex_);
             machine_.clear_one(item.sequence);
+            cleared_ids.push_back(item.id);
         }
         if (auto e = flush_guarded(); e && !failed) failed = e;
         std::lock_guard lock(mutex_);
@@ -61,6 +63,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::clear_qu
         update_status();
     }
     events_->deliver();
+    async_.registry->abandon(cleared_ids);
     return failed;
 }
 
@@ -137,10 +140,10 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::read(htt
 }
 
 template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
-auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(detail::new_action n) -> send_result
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(detail::new_action n, bool allow_send) -> send_result
 {
     const std::string id = n.action.id;
-    const bool may_send_now = config_.send_on_caller && online();
+    const bool may_send_now = allow_send && config_.send_on_caller && online();
     detail::queue_machine::admission admitted;
     const sync_action* action = nullptr;
     {
@@ -170,7 +173,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
         if constexpr (!thread_safe_storage<Storage>) slock.lock();
         failed = detail::save_guarded(storage_, *action);
     }
-    if (failed) return send_result::failed(make_error_code(errc::storage_failed));
+    if (failed) return send_result::failed(detail::storage_failure(failed));
     std::vector<std::string> evicted;
     {
         std::lock_guard lock(mutex_);
@@ -395,10 +398,11 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::ask_on_r
     if (choice == rejection::drop) return {detail::verdict::dropped, {}, {}};
     if (choice != rejection::retry) return dead;
     // The hook's edits are input like any other: checked, or the action is dead-lettered.
-    if (detail::check_path(edited.path, config_.max_path_bytes) || edited.body.size() > config_.max_body_bytes)
-        return {detail::verdict::dead, {}, make_error_code(errc::invalid_request)};
+    if (auto e = detail::check_path(edited.path, config_.max_path_bytes)) return {detail::verdict::dead, {}, e};
+    if (edited.body.size() > config_.max_body_bytes)
+        return {detail::verdict::dead, {}, make_error_code(errc::payload_too_large)};
     for (const auto& h : edited.headers)
-        if (detail::check_header(h)) return {detail::verdict::dead, {}, make_error_code(errc::invalid_request)};
+        if (auto e = detail::check_header(h)) return {detail::verdict::dead, {}, e};
     std::lock_guard lock(mutex_);
     machine_.apply_edits(seq, edited);
     return detail::retry_or_give_up(machine_.action(seq), retry_, now(), config_.max_retries, &response);

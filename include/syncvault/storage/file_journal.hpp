@@ -29,7 +29,8 @@
  *     other record, before and after it, is kept: an action whose newest record is bad keeps
  *     the version before it, in its place, when the file still holds one that decodes. It never
  *     makes a constructor or `load_all` fail.
- * - A failed write (disk full, I/O error) returns `errc::storage_failed`, cuts the file back to
+ * - A failed write (disk full, I/O error) returns a code equal to `errc::storage_failed` that
+ *   keeps the system cause (`== std::errc::no_space_on_device`), cuts the file back to
  *   where it was and leaves the stored set unchanged. A failed `fdatasync` leaves the journal
  *   refusing writes until it is reopened (the kernel may have dropped the unsynced pages); the
  *   insert it was for returns `errc::storage_failed` and leaves memory, but its bytes may yet
@@ -484,7 +485,7 @@ private:
         if (auto ec = journal_pwrite(file_->get(), rec.data(), rec.size(), end_)) {
             last_error_ = ec;
             if (::ftruncate(file_->get(), static_cast<off_t>(end_)) != 0) failed_ = true;
-            return make_error_code(errc::storage_failed);
+            return detail::storage_failure(ec);
         }
         end_ += rec.size();
         return {};
@@ -494,7 +495,7 @@ private:
     {
         last_error_ = ec;
         failed_ = true;
-        return make_error_code(errc::storage_failed);
+        return detail::storage_failure(ec);
     }
 
     // Returns once bytes [0, target) are synced, per the durability mode. A failed sync undoes
@@ -677,7 +678,7 @@ private:
             compacting_ = false;
             retry_compaction_at_ = end_ + std::max<std::uint64_t>(opts_.compaction_floor, 1u << 20);
             last_error_ = ec;
-            return make_error_code(errc::storage_failed);
+            return detail::storage_failure(ec);
         }
         const auto dir_ec = journal_sync_dir(dir_);
 

@@ -113,6 +113,9 @@ inline std::error_code sqlite_error_code(int rc) noexcept
     case SQLITE_LOCKED: return make_error_code(errc::storage_locked);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB: return make_error_code(errc::storage_corrupt);
+    // The system cause where SQLite names one: `== std::errc::...` and `== errc::storage_failed`.
+    case SQLITE_FULL: return storage_failure(std::make_error_code(std::errc::no_space_on_device));
+    case SQLITE_IOERR: return storage_failure(std::make_error_code(std::errc::io_error));
     default: return make_error_code(errc::storage_failed);
     }
 }
