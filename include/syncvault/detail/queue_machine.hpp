@@ -18,6 +18,9 @@
 #include <syncvault/detail/request_builder.hpp>
 #include <syncvault/detail/retry_decision.hpp>
 
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -204,7 +207,7 @@ public:
         std::optional<std::uint64_t> best;
         for (auto& [lane, seqs] : lanes_) {
             if (claimed_lanes_.contains(lane) || skip_lanes.contains(lane)) continue;
-            auto& head = pending_.at(*seqs.begin());
+            auto& head = pending_.at(seqs.front());
             if (!head.committed) continue;  // an earlier enqueue is still being written
             clamp_wait(head.action, now, cap);
             if (respect_timers && head.action.next_attempt_at > now) continue;
@@ -478,7 +481,7 @@ public:
         std::optional<time_point> due;
         for (auto& [lane, seqs] : lanes_) {
             if (claimed_lanes_.contains(lane)) continue;
-            auto& head = pending_.at(*seqs.begin());
+            auto& head = pending_.at(seqs.front());
             if (!head.committed) continue;
             clamp_wait(head.action, now, cap);
             if (!due || head.action.next_attempt_at < *due) due = head.action.next_attempt_at;
@@ -536,7 +539,7 @@ private:
         const auto seq = e.action.sequence;
         by_key_.emplace(e.action.idempotency_key, seq);
         by_id_.emplace(e.action.id, seq);
-        lanes_[e.action.lane].insert(seq);
+        lanes_[e.action.lane].push_back(seq);  // sequences only grow: each lane stays sorted
         pending_bytes_ += e.action.body.size();
         pending_.emplace(seq, std::move(e));
     }
@@ -558,8 +561,12 @@ private:
         if (auto i = by_id_.find(a.id); i != by_id_.end() && i->second == seq) by_id_.erase(i);
         pending_bytes_ -= a.body.size();
         if (auto l = lanes_.find(a.lane); l != lanes_.end()) {
-            l->second.erase(seq);
-            if (l->second.empty()) lanes_.erase(l);
+            auto& seqs = l->second;
+            if (!seqs.empty() && seqs.front() == seq)
+                seqs.pop_front();  // the usual case: the head leaves
+            else if (auto at = std::find(seqs.begin(), seqs.end(), seq); at != seqs.end())
+                seqs.erase(at);
+            if (seqs.empty()) lanes_.erase(l);
         }
         pending_.erase(it);
     }
@@ -601,11 +608,11 @@ private:
 
     settings settings_;
     std::map<std::uint64_t, queue_entry> pending_;                 // by sequence: FIFO across lanes
-    std::map<std::string, std::set<std::uint64_t>> lanes_;         // lane -> its sequences
-    std::unordered_map<std::string, std::uint64_t> by_key_;        // idempotency key -> sequence
-    std::unordered_map<std::string, std::uint64_t> by_id_;         // action id -> sequence
-    std::unordered_map<std::uint64_t, std::string> claims_;        // claimed sequence -> its lane
-    std::set<std::string> claimed_lanes_;
+    std::map<std::string, std::deque<std::uint64_t>> lanes_;       // lane -> its sequences, FIFO
+    boost::unordered_flat_map<std::string, std::uint64_t> by_key_;  // idempotency key -> sequence
+    boost::unordered_flat_map<std::string, std::uint64_t> by_id_;   // action id -> sequence
+    boost::unordered_flat_map<std::uint64_t, std::string> claims_;  // claimed sequence -> its lane
+    boost::unordered_flat_set<std::string> claimed_lanes_;
     std::deque<dead_entry> dead_;                                  // oldest first
     std::uint64_t next_sequence_ = 1;
     std::size_t in_flight_ = 0;
