@@ -14,8 +14,10 @@
 //   file_pwrite / file_pread         whole-buffer positioned I/O (retries short counts and EINTR)
 //   file_size, file_truncate
 //   file_sync(h)                     the file's data and size reach the disk
-//   file_replace(h, from, to)        atomically makes `from` (open as `h`) be `to`, replacing it,
-//                                    while other handles to the old `to` stay usable
+//   file_replace(from, to)           atomically makes `from` be `to`, replacing it, while open
+//                                    handles to either stay usable
+//   file_finish_replace(to)          before opening `to`: completes or undoes a file_replace that a
+//                                    crash cut short (only the Win32 fallback has two steps)
 //   file_remove(path)                a missing file is not an error
 //   directory_sync(dir)              the directory's entries (a created or renamed file) reach
 //                                    the disk, where the platform has such a thing
@@ -31,11 +33,12 @@
 //   Windows (MSVC, MinGW-w64): detail/file_layer_win32.hpp.
 //     Lock: LockFileEx(LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY). Sync:
 //     FlushFileBuffers. Replace: SetFileInformationByHandle(FileRenameInfoEx) with POSIX
-//     semantics (Windows 10 1607+, NTFS), which replaces a file other handles still have open;
-//     else MoveFileExW(MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH), which fails while
-//     the old file is open (compaction then fails safe: the journal keeps working, only
-//     bigger). Directory sync: none (Windows has no directory fsync; NTFS logs the name with
-//     the file's metadata, which FlushFileBuffers and MOVEFILE_WRITE_THROUGH commit).
+//     semantics (Windows 10 1607+, NTFS), one atomic step that replaces a file other handles
+//     still have open; where refused (older Windows, FAT, Wine), MoveFileExW with
+//     MOVEFILE_WRITE_THROUGH in two steps (old file aside, new file in), which
+//     file_finish_replace completes or undoes after a crash. Directory sync: none (Windows has
+//     no directory fsync; NTFS logs the name with the file's metadata, which FlushFileBuffers
+//     and MOVEFILE_WRITE_THROUGH commit).
 
 #if defined(_WIN32)
 #include <syncvault/detail/file_layer_win32.hpp>

@@ -173,16 +173,17 @@ inline std::error_code file_sync_fd(int fd, [[maybe_unused]] bool data_only) noe
 inline std::error_code file_sync(native_file f) noexcept { return file_sync_fd(f, true); }
 
 /**
- * Atomically replaces `to` with `from` (rename(2)); `from_file` is `from`, open. Handles open on
+ * Atomically replaces `to` with `from` (rename(2)). Handles open on either keep working; those on
  * the old `to` keep reading the old file.
  */
-inline std::error_code file_replace(native_file from_file, const std::filesystem::path& from,
-                                    const std::filesystem::path& to) noexcept
+inline std::error_code file_replace(const std::filesystem::path& from, const std::filesystem::path& to) noexcept
 {
-    (void)from_file;
     if (::rename(from.c_str(), to.c_str()) != 0) return file_errno();
     return {};
 }
+
+/** Nothing to finish: rename(2) replaces in one atomic step (see the Win32 layer). */
+inline std::error_code file_finish_replace(const std::filesystem::path&) noexcept { return {}; }
 
 /** Removes `path`; a missing file is not an error. */
 inline std::error_code file_remove(const std::filesystem::path& path) noexcept

@@ -104,7 +104,11 @@ inline std::error_code owner_only_attributes(SECURITY_ATTRIBUTES& sa) noexcept
     return {};
 }
 
-/** Opens `path` read-write (and deletable); a file it creates is owner-only. */
+/**
+ * Opens `path` read-write; a file it creates is owner-only. Other openers may read, write,
+ * rename and delete it (the share mode), and need not share delete themselves (no DELETE
+ * access here), so `std::ifstream` can read a journal while a vault has it open.
+ */
 inline std::error_code file_open(const std::filesystem::path& path, file_open_mode how,
                                  file_handle& out) noexcept
 {
@@ -117,7 +121,7 @@ inline std::error_code file_open(const std::filesystem::path& path, file_open_mo
     case file_open_mode::open_or_create: disposition = OPEN_ALWAYS; break;
     case file_open_mode::create_or_truncate: disposition = CREATE_ALWAYS; break;
     }
-    HANDLE h = ::CreateFileW(path.c_str(), GENERIC_READ | GENERIC_WRITE | DELETE,
+    HANDLE h = ::CreateFileW(path.c_str(), GENERIC_READ | GENERIC_WRITE,
                              FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, &sa, disposition,
                              FILE_ATTRIBUTE_NORMAL, nullptr);
     if (h == INVALID_HANDLE_VALUE) {
@@ -222,13 +226,34 @@ inline std::error_code file_sync(native_file f) noexcept
 }
 
 /**
- * Atomically replaces `to` with `from`, which `from_file` has open (with DELETE access).
- * First a rename by handle with POSIX semantics (FileRenameInfoEx: Windows 10 1607 and later,
- * NTFS), which succeeds while other handles have the old `to` open; where that is not
- * supported, MoveFileExW(MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH).
+ * Where file_replace's fallback keeps the old `to` for a moment: `to` + ".replaced" (or
+ * ".replaced-<i>" while an older one waits for its last reader to close it).
  */
-inline std::error_code file_replace(native_file from_file, const std::filesystem::path& from,
-                                    const std::filesystem::path& to) noexcept
+inline std::filesystem::path file_replaced_name(const std::filesystem::path& to, int i)
+{
+    auto p = to;
+    p += ".replaced";
+    if (i > 0) p += "-" + std::to_string(i);
+    return p;
+}
+
+inline constexpr int file_replaced_names = 16;
+
+/**
+ * Replaces `to` with `from` (which may be open: its handles keep working), so that a crash at
+ * any moment leaves `to` either the old file or the new one (after file_finish_replace).
+ *
+ * First a rename by handle with POSIX semantics (FileRenameInfoEx: Windows 10 1607 and later,
+ * NTFS), through a handle opened for it with DELETE access: one atomic step, which succeeds
+ * while other handles have the old `to` open. Where that is refused (older Windows, FAT,
+ * Wine 8), a plain replacing rename would fail while the old `to` is open
+ * (ERROR_ACCESS_DENIED), and file_journal keeps it open; so the fallback renames the old file
+ * away (to `to.replaced`, see file_replaced_name: allowed, as every handle this layer opens
+ * shares delete), renames `from` to `to`, then deletes the old file (gone once its last handle
+ * closes), each rename with MOVEFILE_WRITE_THROUGH. A crash between the two renames leaves no
+ * `to`: file_finish_replace puts the old file back.
+ */
+inline std::error_code file_replace(const std::filesystem::path& from, const std::filesystem::path& to) noexcept
 {
     // FILE_RENAME_INFO with its Windows 10 `Flags` member, spelled out so the layout does not
     // depend on _WIN32_WINNT.
@@ -241,28 +266,74 @@ inline std::error_code file_replace(native_file from_file, const std::filesystem
     constexpr auto file_rename_info_ex = static_cast<FILE_INFO_BY_HANDLE_CLASS>(22);  // FileRenameInfoEx
     constexpr DWORD replace_if_exists = 0x1, posix_semantics = 0x2;
 
-    std::error_code ec;
-    const std::filesystem::path target = std::filesystem::absolute(to, ec);
-    if (!ec) {
+    try {
+        const std::filesystem::path target = std::filesystem::absolute(to);
         const std::wstring& name = target.native();
         const std::size_t bytes = name.size() * sizeof(WCHAR);
-        std::vector<unsigned char> buf;
-        try {
-            buf.resize(sizeof(rename_info_ex) + bytes);
-        } catch (...) {
-            return std::make_error_code(std::errc::not_enough_memory);
-        }
+        std::vector<unsigned char> buf(sizeof(rename_info_ex) + bytes);
         auto* info = reinterpret_cast<rename_info_ex*>(buf.data());
         info->flags = replace_if_exists | posix_semantics;
         info->root = nullptr;
         info->name_bytes = static_cast<DWORD>(bytes);
         std::memcpy(info->name, name.data(), bytes);
-        if (::SetFileInformationByHandle(from_file, file_rename_info_ex, info,
-                                         static_cast<DWORD>(buf.size())))
-            return {};
+        HANDLE h = ::CreateFileW(from.c_str(), DELETE | SYNCHRONIZE,
+                                 FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING,
+                                 FILE_ATTRIBUTE_NORMAL, nullptr);
+        if (h != INVALID_HANDLE_VALUE) {
+            const BOOL renamed =
+                ::SetFileInformationByHandle(h, file_rename_info_ex, info, static_cast<DWORD>(buf.size()));
+            ::CloseHandle(h);
+            if (renamed) return {};
+        }
+    } catch (...) {  // std::filesystem::absolute or the buffer: try the fallback
     }
-    if (!::MoveFileExW(from.c_str(), to.c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
-        return file_last_error();
+
+    // A free name for the old file: a previous replace's old file is normally gone, and stays
+    // (delete pending) only while a handle has it.
+    for (int i = 0; i < file_replaced_names; ++i) {
+        const std::filesystem::path old = file_replaced_name(to, i);
+        if (!::DeleteFileW(old.c_str()) && ::GetLastError() != ERROR_FILE_NOT_FOUND) continue;
+        if (!::MoveFileExW(to.c_str(), old.c_str(), MOVEFILE_WRITE_THROUGH)) {
+            const DWORD e = ::GetLastError();
+            if (e == ERROR_ALREADY_EXISTS || e == ERROR_FILE_EXISTS || e == ERROR_ACCESS_DENIED) continue;
+            if (e != ERROR_FILE_NOT_FOUND) return {static_cast<int>(e), std::system_category()};
+        }
+        if (!::MoveFileExW(from.c_str(), to.c_str(), MOVEFILE_WRITE_THROUGH)) {
+            const auto ec = file_last_error();
+            ::MoveFileExW(old.c_str(), to.c_str(), MOVEFILE_WRITE_THROUGH);  // put the old file back
+            return ec;
+        }
+        ::DeleteFileW(old.c_str());  // pending until readers of the old file close it
+        return {};
+    }
+    return std::make_error_code(std::errc::device_or_resource_busy);  // every name still held
+}
+
+/**
+ * Finishes a file_replace cut short by a crash, before `to` is opened: with no `to` but a
+ * `to.replaced`, the old file goes back (the new one was never in place); with both, the old one
+ * is deleted.
+ */
+inline std::error_code file_finish_replace(const std::filesystem::path& to) noexcept
+{
+    // After a crash no handle is left, so no old file is pending deletion: at most one remains.
+    bool have_to = true;
+    if (::GetFileAttributesW(to.c_str()) == INVALID_FILE_ATTRIBUTES) {
+        const DWORD e = ::GetLastError();
+        if (e != ERROR_FILE_NOT_FOUND) return {static_cast<int>(e), std::system_category()};
+        have_to = false;
+    }
+    for (int i = 0; i < file_replaced_names; ++i) {
+        const std::filesystem::path old = file_replaced_name(to, i);
+        if (!have_to) {
+            if (::MoveFileExW(old.c_str(), to.c_str(), MOVEFILE_WRITE_THROUGH))
+                have_to = true;
+            else if (::GetLastError() != ERROR_FILE_NOT_FOUND)
+                return file_last_error();
+        } else if (!::DeleteFileW(old.c_str()) && ::GetLastError() != ERROR_FILE_NOT_FOUND) {
+            return file_last_error();
+        }
+    }
     return {};
 }
 

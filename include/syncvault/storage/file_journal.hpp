@@ -137,6 +137,8 @@ public:
         if (made) (void)journal_sync_dir(parent_of(dir_));
 
         take_lock();
+        if (auto ec = file_finish_replace(path_))  // a replace cut short (Windows' two-step fallback)
+            fail_open("cannot finish replacing " + path_.string(), ec);
         if (auto ec = file_remove(temp_path_))  // a compaction cut short
             fail_open("cannot remove " + temp_path_.string(), ec);
 
@@ -610,7 +612,7 @@ private:
             ec = copy_range(src->get(), copied, end_, tmp.get(), tmp_end, buf);
             if (!ec) ec = journal_datasync(tmp.get());
         }
-        if (!ec) ec = file_replace(tmp.get(), temp_path_, path_);
+        if (!ec) ec = file_replace(temp_path_, path_);
         if (ec) {
             (void)file_remove(temp_path_);
             compacting_ = false;
