@@ -105,7 +105,9 @@ if want windows; then
     cmake -S tests/windows -B "$build/build" -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O0 \
           -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/mingw-w64-x86_64.cmake" \
           -DSYNCVAULT_WIN_SYSTEM_INCLUDE="$sysinc" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
-    cmake --build "$build/build" -j2
+    # ccache caches the translation units that use the precompiled header only with these.
+    CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime \
+        cmake --build "$build/build" -j2
     echo "== build (MinGW-w64): $((SECONDS - start)) s"
     # A Wine prefix of our own (its first use takes a few seconds to create), no debug chatter,
     # and a tmpfs (Wine's Z: drive is /) for the tests that open thousands of journals.
