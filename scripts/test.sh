@@ -118,7 +118,7 @@ if want windows; then
     fi
     log=$(mktemp)
     SYNCVAULT_TEST_SCRATCH=${scratch:+Z:${scratch//\//\\}} \
-        timeout 900 wine "$build/build/syncvault_windows_tests.exe" --reporter compact 2>&1 | tee "$log"
+        timeout 600 wine "$build/build/syncvault_windows_tests.exe" --reporter compact 2>&1 | tee "$log"
     [ -n "$scratch" ] && rm -rf "$scratch"
     # Catch2's closing line: "Passed all N test cases with M assertions." (compact reporter)
     wine_cases=$(sed -n 's/.*all \([0-9]*\) test cases.*/\1/p' "$log" | tail -n 1)
