@@ -129,6 +129,6 @@ inline void write_line(const std::string& line)
     }
 }
 
-} // namespace syncvault_windows_tests
+}  // namespace syncvault_windows_tests
 
 #endif

@@ -151,7 +151,10 @@ struct recorded_journal {
     }
 };
 
-std::wstring wide(const fs::path& p) { return p.wstring(); }
+std::wstring wide(const fs::path& p)
+{
+    return p.wstring();
+}
 
 /**
  * A fresh directory for the tests that open thousands of journals, each open of a torn one
@@ -187,8 +190,8 @@ bool owner_only(const fs::path& path, PSID user, std::string& why)
 {
     PACL dacl = nullptr;
     PSECURITY_DESCRIPTOR sd = nullptr;
-    const DWORD rc = ::GetNamedSecurityInfoW(path.c_str(), SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, nullptr,
-                                             nullptr, &dacl, nullptr, &sd);
+    const DWORD rc = ::GetNamedSecurityInfoW(path.c_str(), SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, nullptr, nullptr,
+                                             &dacl, nullptr, &sd);
     if (rc != ERROR_SUCCESS) {
         why = "GetNamedSecurityInfoW failed: " + std::to_string(rc);
         return false;
@@ -284,7 +287,7 @@ int child_writer(const fs::path& dir, int round)
     return 1;
 }
 
-} // namespace
+}  // namespace
 
 int syncvault_windows_tests::child_main(int argc, char* argv[])
 {
@@ -395,8 +398,7 @@ TEST_CASE("file_journal on Windows: cut at every byte recovers exactly a prefix 
     CHECK(load(j).back().id == "after");
 }
 
-TEST_CASE("file_journal on Windows sets a damaged journal aside and rewrites it",
-          "[windows][file_journal][recovery]")
+TEST_CASE("file_journal on Windows sets a damaged journal aside and rewrites it", "[windows][file_journal][recovery]")
 {
     temp_dir src("win-flip-src");
     const recorded_journal rec{src.path(), 20};
@@ -523,8 +525,7 @@ TEST_CASE("file_journal on Windows creates owner-only files", "[windows][file_jo
     }
 }
 
-TEST_CASE("file_journal on Windows survives TerminateProcess at random moments",
-          "[windows][file_journal][torture]")
+TEST_CASE("file_journal on Windows survives TerminateProcess at random moments", "[windows][file_journal][torture]")
 {
     temp_dir dir("win-kill");
     struct row {

@@ -54,7 +54,7 @@ bool eventually(Condition done, std::chrono::milliseconds timeout = 20s)
     return true;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("polling_connectivity probes with Winsock: a closed port stays offline, a listener brings it back",
           "[windows][connectivity]")
@@ -95,9 +95,9 @@ TEST_CASE("polling_connectivity probes with Winsock: a closed port stays offline
 TEST_CASE("background_sync drains a vault on Windows once a probe finds the network back",
           "[windows][connectivity][thread]")
 {
-    using win_vault = syncvault::basic_vault<syncvault::testing::fake_transport, syncvault::file_journal,
-                                             syncvault::polling_connectivity, syncvault::jittered_backoff,
-                                             std::chrono::system_clock>;
+    using win_vault =
+        syncvault::basic_vault<syncvault::testing::fake_transport, syncvault::file_journal,
+                               syncvault::polling_connectivity, syncvault::jittered_backoff, std::chrono::system_clock>;
     listener l;
     syncvault_tests::temp_dir dir("win-sync");
     auto cfg = config_for(l.port());
@@ -106,8 +106,8 @@ TEST_CASE("background_sync drains a vault on Windows once a probe finds the netw
     net.fail(syncvault::errc::connection_failed);  // the first attempt: the network is down
     net.respond_by_default(200);
     win_vault v(cfg, net, syncvault::file_journal(cfg), syncvault::polling_connectivity(cfg),
-                syncvault::jittered_backoff({.base = 50ms, .cap = 1s, .kind = syncvault::jittered_backoff::jitter::none,
-                                             .seed = 1}));
+                syncvault::jittered_backoff(
+                    {.base = 50ms, .cap = 1s, .kind = syncvault::jittered_backoff::jitter::none, .seed = 1}));
     syncvault::background_sync sync{v};
     for (int i = 0; i < 3; ++i) {
         auto r = v.post("/jobs", syncvault::raw_body{"job " + std::to_string(i), "text/plain"});

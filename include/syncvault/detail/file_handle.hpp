@@ -51,6 +51,6 @@ enum class file_open_mode {
     create_or_truncate  ///< create, or open and empty it
 };
 
-} // namespace syncvault::detail
+}  // namespace syncvault::detail
 
 #endif

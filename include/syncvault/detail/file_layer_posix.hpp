@@ -46,7 +46,10 @@ using file_handle = basic_file_handle<posix_file_traits>;
 /** The file layer in use, for logs and tests. */
 inline constexpr const char* file_layer_name = "posix";
 
-inline std::error_code file_errno() noexcept { return {errno, std::system_category()}; }
+inline std::error_code file_errno() noexcept
+{
+    return {errno, std::system_category()};
+}
 
 // An offset as off_t, or false if it does not fit (a 32-bit off_t).
 inline bool file_offset(std::uint64_t offset, off_t& out) noexcept
@@ -57,8 +60,7 @@ inline bool file_offset(std::uint64_t offset, off_t& out) noexcept
 }
 
 /** Opens `path` read-write; a file it creates is 0600 (less only if the umask says so). */
-inline std::error_code file_open(const std::filesystem::path& path, file_open_mode how,
-                                 file_handle& out) noexcept
+inline std::error_code file_open(const std::filesystem::path& path, file_open_mode how, file_handle& out) noexcept
 {
     int flags = O_RDWR | O_CLOEXEC;
     switch (how) {
@@ -68,8 +70,7 @@ inline std::error_code file_open(const std::filesystem::path& path, file_open_mo
     case file_open_mode::create_or_truncate: flags |= O_CREAT | O_TRUNC; break;
     }
     int fd;
-    do
-        fd = ::open(path.c_str(), flags, 0600);
+    do fd = ::open(path.c_str(), flags, 0600);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) return file_errno();
     out = file_handle{fd};
@@ -92,8 +93,7 @@ inline std::error_code file_try_lock(native_file f, bool& held) noexcept
 }
 
 /** Writes all of `data` at `offset`; an error leaves an unknown prefix written. */
-inline std::error_code file_pwrite(native_file f, const char* data, std::size_t size,
-                                   std::uint64_t offset) noexcept
+inline std::error_code file_pwrite(native_file f, const char* data, std::size_t size, std::uint64_t offset) noexcept
 {
     while (size > 0) {
         off_t at, last;
@@ -155,8 +155,7 @@ inline std::error_code file_sync_fd(int fd, [[maybe_unused]] bool data_only) noe
 #if defined(__APPLE__)
     while (::fcntl(fd, F_FULLFSYNC) == -1) {
         if (errno == EINTR) continue;
-        if (errno != ENOTSUP && errno != EOPNOTSUPP && errno != EINVAL && errno != ENOTTY)
-            return file_errno();
+        if (errno != ENOTSUP && errno != EOPNOTSUPP && errno != EINVAL && errno != ENOTTY) return file_errno();
         while (::fsync(fd) != 0)
             if (errno != EINTR) return file_errno();
         break;
@@ -170,7 +169,10 @@ inline std::error_code file_sync_fd(int fd, [[maybe_unused]] bool data_only) noe
 }
 
 /** The file's data (and its size) reach the disk: fdatasync; F_FULLFSYNC on Apple. */
-inline std::error_code file_sync(native_file f) noexcept { return file_sync_fd(f, true); }
+inline std::error_code file_sync(native_file f) noexcept
+{
+    return file_sync_fd(f, true);
+}
 
 /**
  * Atomically replaces `to` with `from` (rename(2)). Handles open on either keep working; those on
@@ -183,7 +185,10 @@ inline std::error_code file_replace(const std::filesystem::path& from, const std
 }
 
 /** Nothing to finish: rename(2) replaces in one atomic step (see the Win32 layer). */
-inline std::error_code file_finish_replace(const std::filesystem::path&) noexcept { return {}; }
+inline std::error_code file_finish_replace(const std::filesystem::path&) noexcept
+{
+    return {};
+}
 
 /** Removes `path`; a missing file is not an error. */
 inline std::error_code file_remove(const std::filesystem::path& path) noexcept
@@ -196,14 +201,13 @@ inline std::error_code file_remove(const std::filesystem::path& path) noexcept
 inline std::error_code directory_sync(const std::filesystem::path& dir) noexcept
 {
     int fd;
-    do
-        fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    do fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) return file_errno();
     file_handle owner{fd};
     return file_sync_fd(fd, false);
 }
 
-} // namespace syncvault::detail
+}  // namespace syncvault::detail
 
 #endif

@@ -90,14 +90,14 @@ inline std::error_code owner_only_attributes(SECURITY_ATTRIBUTES& sa) noexcept
         const std::wstring sddl = L"D:P(A;;FA;;;" + std::wstring(sid) + L")";
         ::LocalFree(sid);
         PSECURITY_DESCRIPTOR sd = nullptr;
-        if (!::ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.c_str(), SDDL_REVISION_1, &sd,
-                                                                   nullptr)) {
+        if (!::ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.c_str(), SDDL_REVISION_1, &sd, nullptr)) {
             failure = ::GetLastError();
             return;
         }
         descriptor.reset(sd);
     });
-    if (!descriptor) return {static_cast<int>(failure ? failure : ERROR_INVALID_SECURITY_DESCR), std::system_category()};
+    if (!descriptor)
+        return {static_cast<int>(failure ? failure : ERROR_INVALID_SECURITY_DESCR), std::system_category()};
     sa.nLength = sizeof sa;
     sa.lpSecurityDescriptor = descriptor.get();
     sa.bInheritHandle = FALSE;  // like O_CLOEXEC: child processes do not get the handle
@@ -109,8 +109,7 @@ inline std::error_code owner_only_attributes(SECURITY_ATTRIBUTES& sa) noexcept
  * rename and delete it (the share mode), and need not share delete themselves (no DELETE
  * access here), so `std::ifstream` can read a journal while a vault has it open.
  */
-inline std::error_code file_open(const std::filesystem::path& path, file_open_mode how,
-                                 file_handle& out) noexcept
+inline std::error_code file_open(const std::filesystem::path& path, file_open_mode how, file_handle& out) noexcept
 {
     SECURITY_ATTRIBUTES sa{};
     if (auto ec = owner_only_attributes(sa)) return ec;
@@ -126,8 +125,7 @@ inline std::error_code file_open(const std::filesystem::path& path, file_open_mo
                              FILE_ATTRIBUTE_NORMAL, nullptr);
     if (h == INVALID_HANDLE_VALUE) {
         const DWORD e = ::GetLastError();
-        if (e == ERROR_FILE_EXISTS || e == ERROR_ALREADY_EXISTS)
-            return std::make_error_code(std::errc::file_exists);
+        if (e == ERROR_FILE_EXISTS || e == ERROR_ALREADY_EXISTS) return std::make_error_code(std::errc::file_exists);
         if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
             return std::make_error_code(std::errc::no_such_file_or_directory);
         return {static_cast<int>(e), std::system_category()};
@@ -141,8 +139,7 @@ inline std::error_code file_try_lock(native_file f, bool& held) noexcept
 {
     held = false;
     OVERLAPPED at{};
-    if (::LockFileEx(f, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, MAXDWORD, MAXDWORD, &at))
-        return {};
+    if (::LockFileEx(f, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, MAXDWORD, MAXDWORD, &at)) return {};
     const DWORD e = ::GetLastError();
     if (e == ERROR_LOCK_VIOLATION || e == ERROR_SHARING_VIOLATION || e == ERROR_IO_PENDING) {
         held = true;
@@ -160,8 +157,7 @@ inline OVERLAPPED file_position(std::uint64_t offset) noexcept
 }
 
 /** Writes all of `data` at `offset`; an error leaves an unknown prefix written. */
-inline std::error_code file_pwrite(native_file f, const char* data, std::size_t size,
-                                   std::uint64_t offset) noexcept
+inline std::error_code file_pwrite(native_file f, const char* data, std::size_t size, std::uint64_t offset) noexcept
 {
     while (size > 0) {
         const DWORD want = static_cast<DWORD>(size < (std::size_t{1} << 30) ? size : (std::size_t{1} << 30));
@@ -276,9 +272,9 @@ inline std::error_code file_replace(const std::filesystem::path& from, const std
         info->root = nullptr;
         info->name_bytes = static_cast<DWORD>(bytes);
         std::memcpy(info->name, name.data(), bytes);
-        HANDLE h = ::CreateFileW(from.c_str(), DELETE | SYNCHRONIZE,
-                                 FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING,
-                                 FILE_ATTRIBUTE_NORMAL, nullptr);
+        HANDLE h =
+            ::CreateFileW(from.c_str(), DELETE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                          nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
         if (h != INVALID_HANDLE_VALUE) {
             const BOOL renamed =
                 ::SetFileInformationByHandle(h, file_rename_info_ex, info, static_cast<DWORD>(buf.size()));
@@ -342,7 +338,8 @@ inline std::error_code file_remove(const std::filesystem::path& path) noexcept
 {
     if (!::DeleteFileW(path.c_str())) {
         const DWORD e = ::GetLastError();
-        if (e != ERROR_FILE_NOT_FOUND && e != ERROR_PATH_NOT_FOUND) return {static_cast<int>(e), std::system_category()};
+        if (e != ERROR_FILE_NOT_FOUND && e != ERROR_PATH_NOT_FOUND)
+            return {static_cast<int>(e), std::system_category()};
     }
     return {};
 }
@@ -351,8 +348,11 @@ inline std::error_code file_remove(const std::filesystem::path& path) noexcept
  * Nothing to do: Windows has no directory fsync. NTFS logs a file's name with its metadata,
  * committed by FlushFileBuffers on the file and by MOVEFILE_WRITE_THROUGH on a rename.
  */
-inline std::error_code directory_sync(const std::filesystem::path&) noexcept { return {}; }
+inline std::error_code directory_sync(const std::filesystem::path&) noexcept
+{
+    return {};
+}
 
-} // namespace syncvault::detail
+}  // namespace syncvault::detail
 
 #endif
