@@ -16,6 +16,9 @@ files=(
   tests/compile_fail/missing_clock.cpp
   tests/consumer/consumer.cpp
   tests/headers/main.cpp
+  include/syncvault/testing/simulation.hpp
+  include/syncvault/testing/simulation/*.hpp
+  tests/simulation/simulation_tests.cpp
   conan/test_package/test_package.cpp
   include/syncvault/detail/file_layer.hpp
   include/syncvault/detail/file_handle.hpp

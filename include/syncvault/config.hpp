@@ -27,6 +27,19 @@ enum class durability {
     none,          ///< never synced: a power cut (not a process crash) may lose recent actions
 };
 
+/** What `vault_config::on_rejected` decides for an action the server refused (SPEC 9.3). */
+enum class rejection {
+    dead_letter,  ///< to the dead-letter list (the default, and what no hook means)
+    drop,         ///< removed, event `cancelled`
+    retry,        ///< kept at its lane's head as a failed attempt, with the hook's edits
+};
+
+/** What a full queue does with a new action (SPEC 9.4). */
+enum class overflow_policy {
+    reject_new,   ///< the new one gets `errc::queue_full`
+    drop_oldest,  ///< the oldest pending actions not in flight are cancelled until it fits
+};
+
 /**
  * The default of `vault_config::sensitive_headers`: Authorization, Cookie, Proxy-Authorization.
  * (A function rather than a braced list in the member: GCC 12 crashes, "internal compiler error
@@ -71,6 +84,25 @@ struct vault_config {
     std::chrono::milliseconds idempotency_key_lifetime{0};
     /// Problems a policy recovered from (corrupt records set aside...), as they are found.
     std::function<void(const diagnostic&)> on_diagnostic{};
+    /// At most this many transfers at once, at most one per lane (SPEC 9.2). A transport that
+    /// does not declare `thread_safe` is still never called concurrently.
+    std::size_t max_in_flight = 1;
+    /// When connectivity comes back, the first drain waits `uniform(0, reconnect_jitter)`, so a
+    /// fleet of devices that regain the network together does not hit the server together.
+    std::chrono::milliseconds reconnect_jitter{0};
+    /// A 401 arrived (SPEC 9.3): called once, outside locks; true when new credentials exist
+    /// (the action is tried again at once, `before_send` supplying them). False, no hook, or a
+    /// second 401 right after a refresh pauses the vault until `resume()`.
+    std::function<bool(const http_response&)> refresh_auth{};
+    /// A permanent response (any 4xx but 401 and the retryable ones, 1xx, 3xx): what to do with
+    /// the action. The hook may edit its `path`, `body` or `headers` before a `retry`.
+    std::function<rejection(sync_action&, const http_response&)> on_rejected{};
+    /// True (0.1's behaviour): a mutating request is tried at once on the calling thread when
+    /// its lane is free. False: it is written (as write_ahead says) and returned `is_queued()`
+    /// at once, and a driver (`background_sync`, `poll()`) sends it; no call blocks on the network.
+    bool send_on_caller = true;
+    std::size_t max_pending_bytes = std::size_t(64) << 20;  ///< sum of pending bodies (SPEC 9.4)
+    overflow_policy overflow = overflow_policy::reject_new;  ///< when max_pending(_bytes) is reached
 
     // Read by the reference policies that are built from the config:
     durability storage_durability = durability::per_record;  ///< file_journal, sqlite_storage
@@ -89,6 +121,9 @@ struct request_options {
     std::string idempotency_key{};   ///< empty: a UUIDv4 is generated for mutating requests
     std::vector<header> headers{};
     bool queue_if_offline = false;  ///< GET/HEAD only: queue as an action instead of `offline`
+    /// Ordering lane (SPEC 9.2): actions leave each lane in order; lanes do not wait for each
+    /// other. Empty: the default lane. At most `vault_config::max_key_bytes`, no control characters.
+    std::string lane{};
 };
 
 } // namespace syncvault

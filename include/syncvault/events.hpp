@@ -19,8 +19,11 @@
 
 namespace syncvault {
 
-/** One step of an action's lifecycle: queued, then (started, failed)*, started, success|dead_letter. */
-enum class sync_event_status { queued, started, success, failed, dead_letter };
+/**
+ * One step of an action's lifecycle: queued, then (started, failed)*, then started and success
+ * or dead_letter, or cancelled at any point it is not in flight (SPEC 9.4).
+ */
+enum class sync_event_status { queued, started, success, failed, dead_letter, cancelled };
 
 constexpr std::string_view to_string(sync_event_status s) noexcept
 {
@@ -30,6 +33,7 @@ constexpr std::string_view to_string(sync_event_status s) noexcept
     case sync_event_status::success: return "success";
     case sync_event_status::failed: return "failed";
     case sync_event_status::dead_letter: return "dead_letter";
+    case sync_event_status::cancelled: return "cancelled";
     }
     return "?";
 }

@@ -2,14 +2,16 @@
 // test server, next to a raw libcurl loop that reuses its handle (the limit for a sequential
 // FIFO drain) and a naive loop that makes a new handle, and so a new connection, per request.
 //
-//   syncvault_network_bench [N=10000] [rounds=10]
+//   syncvault_network_bench [N=10000] [rounds=10] [C=2000] [latency_ms=2] [threads=8]
 //
 // Every variant sends N requests in `rounds` chunks, taking turns with the others (the order
 // rotates), so that outside load on a shared machine hits them alike; a vault's chunk is a
 // fresh vault with N/rounds actions queued while offline, then drained (only the drain is
 // timed). Rates are total requests over total time. Then each storage drains one queue of all
-// N actions, which shows how the drain scales with the queue's length. Prints a table and one
-// JSON line.
+// N actions, which shows how the drain scales with the queue's length. Then, with the server
+// answering each request `latency_ms` late (a server that takes time to work), C POSTs go through
+// one thread-safe curl_transport from `threads` threads at once and from one thread, in
+// interleaved rounds (C=0 skips this). Prints tables and JSON lines.
 #include <syncvault/background_sync.hpp>
 #include <syncvault/basic_vault.hpp>
 #include <syncvault/connectivity/polling_connectivity.hpp>
@@ -23,6 +25,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -143,6 +146,30 @@ measure transport_only(test_server& server, std::size_t n, std::size_t first)
     return done(w, n);
 }
 
+// n POSTs through one transport from `threads` threads at once (1: one at a time), each thread
+// taking the next request as soon as its last one is answered.
+measure transport_concurrent(test_server& server, syncvault::curl_transport& t, std::size_t n, unsigned threads,
+                             std::size_t first)
+{
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> failed{false};
+    const stopwatch w;
+    std::vector<std::thread> workers;
+    for (unsigned k = 0; k < threads; ++k)
+        workers.emplace_back([&] {
+            syncvault::http_request r{syncvault::http_method::post, server.base_url() + "/api/jobs",
+                                      {{"Content-Type", "application/json"}, {"Idempotency-Key", ""}}, body};
+            for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
+                r.headers[1].value = key_for("concurrent", first + i);
+                auto res = t.send(r);
+                if (!res || res->status != 200 || res->body != body) failed = true;
+            }
+        });
+    for (auto& worker : workers) worker.join();
+    if (failed) throw std::runtime_error("concurrent curl_transport: a request failed");
+    return done(w, n);
+}
+
 enum class drive { process_queue, background_sync };
 
 // Queues n actions while the vault believes it is offline, then times the drain.
@@ -185,6 +212,47 @@ measure vault_drain(test_server& server, std::size_t n, std::size_t first, drive
     return m;
 }
 
+// `lanes` lanes of `per_lane` actions each, queued offline, drained by a background_sync with
+// `max_in_flight` workers (SPEC 9.2): at most one transfer per lane, lanes in parallel.
+measure vault_lanes_drain(test_server& server, std::size_t lanes, std::size_t per_lane, std::size_t max_in_flight,
+                          std::size_t first, const std::filesystem::path& dir)
+{
+    using vault_type = syncvault::basic_vault<syncvault::curl_transport, syncvault::file_journal,
+                                              syncvault::polling_connectivity, syncvault::jittered_backoff,
+                                              std::chrono::system_clock>;
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    syncvault::vault_config cfg;
+    cfg.base_url = server.base_url() + "/api";
+    cfg.storage_path = dir;
+    cfg.max_pending = lanes * per_lane + 1;
+    cfg.max_in_flight = max_in_flight;
+    cfg.storage_durability = syncvault::durability::none;  // the enqueue phase is not measured
+    measure m;
+    {
+        vault_type v{cfg};
+        v.connectivity().report(false);
+        syncvault::raw_body b{body, "application/json"};
+        for (std::size_t i = 0; i < per_lane; ++i)
+            for (std::size_t lane = 0; lane < lanes; ++lane) {
+                syncvault::request_options o;
+                o.idempotency_key = key_for("lanes", first + i * lanes + lane);
+                o.lane = "lane-" + std::to_string(lane);
+                if (!v.post("/jobs", b, o).is_queued()) throw std::runtime_error("lanes: post was not queued");
+            }
+        const stopwatch w;
+        {
+            syncvault::background_sync sync{v};
+            v.connectivity().report(true);  // wakes the workers
+            while (v.pending_count() != 0) std::this_thread::sleep_for(200us);
+        }
+        m = done(w, lanes * per_lane);
+        if (!v.dead_letters().empty()) throw std::runtime_error("lanes: dead letters");
+    }
+    std::filesystem::remove_all(dir);
+    return m;
+}
+
 // One measured variant; `run(k)` sends k requests.
 struct variant {
     const char* name;
@@ -198,6 +266,9 @@ int main(int argc, char** argv)
 {
     const std::size_t n = argc > 1 ? std::stoull(argv[1]) : 10'000;
     const int rounds = std::max(1, argc > 2 ? std::stoi(argv[2]) : 10);
+    const std::size_t concurrent_n = argc > 3 ? std::stoull(argv[3]) : 2'000;
+    const auto latency = std::chrono::milliseconds(argc > 4 ? std::stoll(argv[4]) : 2);
+    const unsigned threads = std::max(1u, argc > 5 ? unsigned(std::stoul(argv[5])) : 8u);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const auto dir = std::filesystem::temp_directory_path() / "syncvault-network-bench";
     test_server server;
@@ -254,5 +325,71 @@ int main(int argc, char** argv)
                 "\"full_queue_file_journal_per_s\":%.0f,\"full_queue_memory_per_s\":%.0f}\n",
                 n, raw, naive, transport, journal, memory, background, journal / raw, raw_cpu, journal_cpu, rounds,
                 journal_full.per_s(), memory_full.per_s());
+
+    if (concurrent_n == 0) return 0;
+    if (!syncvault::concurrent_transport<syncvault::curl_transport>) {
+        std::printf("\ncurl_transport is not thread-safe in this build: concurrent transfers skipped\n");
+        return 0;
+    }
+    // Concurrent transfers through one transport against a server with latency. Each mode
+    // keeps one transport for all its rounds (connections stay open, as in an app).
+    server.set_latency(latency);
+    syncvault::vault_config tcfg;
+    tcfg.base_url = server.base_url();
+    syncvault::curl_transport one_at_a_time{tcfg}, shared{tcfg};
+    measure sequential_total, concurrent_total;
+    const std::size_t cchunk = std::max<std::size_t>(1, concurrent_n / std::size_t(rounds));
+    server.reset_records();
+    for (int round = 0; round < rounds; ++round) {
+        if (round % 2 == 0) {
+            sequential_total += transport_concurrent(server, one_at_a_time, cchunk, 1, keys(cchunk));
+            concurrent_total += transport_concurrent(server, shared, cchunk, threads, keys(cchunk));
+        } else {
+            concurrent_total += transport_concurrent(server, shared, cchunk, threads, keys(cchunk));
+            sequential_total += transport_concurrent(server, one_at_a_time, cchunk, 1, keys(cchunk));
+        }
+    }
+    const auto connections = server.connection_count();  // both modes, every round
+    server.set_latency(0ms);
+    std::printf("\n%zu POSTs through one curl_transport, server latency %lld ms per response:\n",
+                sequential_total.requests, static_cast<long long>(latency.count()));
+    std::printf("%-52s %10.0f/s %9.1f us CPU\n", "one at a time (1 thread)", sequential_total.per_s(),
+                sequential_total.cpu_us());
+    char label[64];
+    std::snprintf(label, sizeof label, "%u threads at once, one shared transport", threads);
+    std::printf("%-52s %10.0f/s %9.1f us CPU\n", label, concurrent_total.per_s(), concurrent_total.cpu_us());
+    std::printf("%-52s %7.2fx (ideal %ux); connections opened: %zu\n", "speed-up",
+                concurrent_total.per_s() / sequential_total.per_s(), threads, connections);
+    std::printf("{\"bench\":\"network_concurrent\",\"n\":%zu,\"latency_ms\":%lld,\"threads\":%u,"
+                "\"sequential_per_s\":%.0f,\"concurrent_per_s\":%.0f,\"speedup\":%.2f,\"connections\":%zu}\n",
+                sequential_total.requests, static_cast<long long>(latency.count()), threads, sequential_total.per_s(),
+                concurrent_total.per_s(), concurrent_total.per_s() / sequential_total.per_s(), connections);
+
+    // Lanes (SPEC 9.2): the vault drains `threads` lanes with max_in_flight 1 and `threads`.
+    server.set_latency(latency);
+    const std::size_t lanes = threads, per_lane = std::max<std::size_t>(1, cchunk / lanes);
+    measure one_total, many_total;
+    for (int round = 0; round < rounds; ++round) {
+        const std::size_t k = lanes * per_lane;
+        if (round % 2 == 0) {
+            one_total += vault_lanes_drain(server, lanes, per_lane, 1, keys(k), dir);
+            many_total += vault_lanes_drain(server, lanes, per_lane, threads, keys(k), dir);
+        } else {
+            many_total += vault_lanes_drain(server, lanes, per_lane, threads, keys(k), dir);
+            one_total += vault_lanes_drain(server, lanes, per_lane, 1, keys(k), dir);
+        }
+        server.reset_records();
+    }
+    server.set_latency(0ms);
+    std::printf("\nvault drain of %zu lanes x %zu actions (file_journal, background_sync), server latency %lld ms:\n",
+                lanes, per_lane * std::size_t(rounds), static_cast<long long>(latency.count()));
+    std::printf("%-52s %10.0f/s %9.1f us CPU\n", "max_in_flight = 1", one_total.per_s(), one_total.cpu_us());
+    std::snprintf(label, sizeof label, "max_in_flight = %u", threads);
+    std::printf("%-52s %10.0f/s %9.1f us CPU\n", label, many_total.per_s(), many_total.cpu_us());
+    std::printf("%-52s %7.2fx (goal 6x with 8)\n", "speed-up", many_total.per_s() / one_total.per_s());
+    std::printf("{\"bench\":\"network_lanes\",\"lanes\":%zu,\"n\":%zu,\"latency_ms\":%lld,\"max_in_flight\":%u,"
+                "\"one_per_s\":%.0f,\"many_per_s\":%.0f,\"speedup\":%.2f}\n",
+                lanes, one_total.requests, static_cast<long long>(latency.count()), threads, one_total.per_s(),
+                many_total.per_s(), many_total.per_s() / one_total.per_s());
     return 0;
 }

@@ -2,12 +2,18 @@
 // would write instead (SQLite, WAL, synchronous=FULL, one insert per transaction), in one run,
 // with the same 256-byte body in the same directory.
 //
-//   syncvault_storage_bench [reopen_n=1000000] [durable_n=2000] [directory=$TMPDIR]
+//   syncvault_storage_bench [reopen_n=1000000] [durable_n=2000] [directory=$TMPDIR] [index]
 //
 // Prints a table and one JSON line. Not a test: CI may run it small (`... 20000 200`).
+// Then compares file_journal's index (boost::unordered_flat_map) with the hand-written one it
+// replaced, in the same run over the same journal: open + index, load_all, memory, save/remove
+// throughput, and the index alone. `index` as the fourth argument runs only that comparison.
 
 #include <syncvault/detail/action_codec.hpp>
 #include <syncvault/storage/file_journal.hpp>
+
+#include "legacy_journal_index.hpp"
+#include "string_keyed_index.hpp"
 
 #ifdef SYNCVAULT_BENCH_SQLITE
 #include <sqlite3.h>
@@ -16,6 +22,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -150,6 +157,122 @@ struct sqlite_insert {
 };
 #endif
 
+// ---- the index comparison (issue 12) ---------------------------------------------------------
+
+struct index_numbers {
+    double open_s = 1e9, load_s = 1e9, churn_per_s = 0, index_per_s = 0, bytes_per_action = 0;
+};
+
+/** One round of every measure with file_journal over `Index`; keeps the best of the rounds. */
+template <class Index>
+void measure_index(const fs::path& root, const fs::path& big, std::size_t n, std::size_t churn_n,
+                   index_numbers& best)
+{
+    using journal = syncvault::detail::journal_impl<Index>;
+    syncvault::file_journal_options none;
+    none.mode = syncvault::durability::none;
+    {
+        ::malloc_trim(0);
+        const std::size_t rss0 = rss_bytes();
+        auto t0 = clock_type::now();
+        std::optional<journal> j;
+        j.emplace(big, none);
+        best.open_s = std::min(best.open_s, seconds_since(t0));
+        ::malloc_trim(0);
+        const std::size_t rss1 = rss_bytes();
+        best.bytes_per_action = double(rss1 > rss0 ? rss1 - rss0 : 0) / double(n);
+        t0 = clock_type::now();
+        auto rows = j->load_all();
+        best.load_s = std::min(best.load_s, seconds_since(t0));
+        if (!rows || rows->size() != n) throw std::runtime_error("index bench load_all");
+    }
+    {
+        // A vault's life in durability::none (no sync: the index and the writes are what is
+        // measured): enqueue, update the attempt count, remove on success, a window of 10,000
+        // pending, compacting on its own as it goes.
+        const fs::path dir = root / "churn";
+        fs::remove_all(dir);
+        journal j(dir, none);
+        const std::size_t window = 10'000;
+        auto t0 = clock_type::now();
+        for (std::size_t i = 0; i < churn_n; ++i) {
+            auto a = make_action(i);
+            check(j.save(a), "save");
+            if (i >= window) {
+                auto head = make_action(i - window);
+                head.attempts = 1;
+                check(j.save(head), "update");
+                check(j.remove(head.id), "remove");
+            }
+        }
+        best.churn_per_s = std::max(best.churn_per_s, double(3 * churn_n) / seconds_since(t0));
+    }
+    {
+        // The index alone: insert n ids, look each up, update each, remove them in FIFO order.
+        std::vector<std::string> ids;
+        ids.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) ids.push_back(make_action(i).id);
+        Index index;
+        auto t0 = clock_type::now();
+        for (std::size_t i = 0; i < n; ++i) index.put(ids[i], i * 600, 500);
+        std::size_t found = 0;
+        for (std::size_t i = 0; i < n; ++i) found += index.find(ids[i]) != Index::npos;
+        for (std::size_t i = 0; i < n; ++i) index.put(ids[i], i * 600 + 1, 501);
+        for (std::size_t i = 0; i < n; ++i) {
+            index.erase(ids[i]);
+            if (index.sparse()) index.sweep();
+        }
+        const double s = seconds_since(t0);
+        if (found != n || index.size() != 0) throw std::runtime_error("index bench index");
+        best.index_per_s = std::max(best.index_per_s, double(4 * n) / s);
+    }
+}
+
+void compare_indexes(const fs::path& root, std::size_t n)
+{
+    const fs::path big = root / "index-big";
+    {
+        syncvault::file_journal j{big, syncvault::durability::none};
+        std::vector<syncvault::sync_action> batch;
+        for (std::size_t i = 0; i < n; ++i) {
+            batch.push_back(make_action(i));
+            if (batch.size() == 1000 || i + 1 == n) {
+                check(j.save_batch(batch), "save_batch");
+                batch.clear();
+            }
+        }
+        check(j.flush(), "flush");
+    }
+    const std::size_t churn_n = std::max<std::size_t>(n / 4, 20'000);
+    index_numbers legacy, keyed, flat;
+    for (int round = 0; round < 5; ++round) {  // interleaved, best of five: load moves all alike
+        measure_index<syncvault_bench::legacy_journal_index>(root, big, n, churn_n, legacy);
+        measure_index<syncvault_bench::string_keyed_index>(root, big, n, churn_n, keyed);
+        measure_index<syncvault::detail::journal_index>(root, big, n, churn_n, flat);
+    }
+    fs::remove_all(big);
+    auto row = [](const char* what, double old_v, double keyed_v, double new_v, bool lower_is_better) {
+        const double gain = lower_is_better ? old_v / new_v : new_v / old_v;
+        std::printf("%-46s %13.3f %13.3f %13.3f %7.2fx\n", what, old_v, keyed_v, new_v, gain);
+    };
+    std::printf("\nfile_journal index, %zu actions, best of 5 in one run\n%-46s %13s %13s %13s %8s\n", n, "measure",
+                "hand-written", "flat_map<str>", "flat_set<pos>", "set/hand");
+    row("open: scan, checksums, index (s)", legacy.open_s, keyed.open_s, flat.open_s, true);
+    row("load_all after it (s)", legacy.load_s, keyed.load_s, flat.load_s, true);
+    row("RSS per action after open (B)", legacy.bytes_per_action, keyed.bytes_per_action, flat.bytes_per_action, true);
+    row("save+update+remove, durability none (k/s)", legacy.churn_per_s / 1e3, keyed.churn_per_s / 1e3,
+        flat.churn_per_s / 1e3, false);
+    row("index alone: put, find, update, erase (M/s)", legacy.index_per_s / 1e6, keyed.index_per_s / 1e6,
+        flat.index_per_s / 1e6, false);
+    std::printf("{\"bench\":\"storage_index\",\"n\":%zu,\"churn_n\":%zu", n, churn_n);
+    for (auto [name, v] : {std::pair{"legacy", &legacy}, std::pair{"flat_map", &keyed}, std::pair{"flat_set", &flat}})
+        std::printf(",\"%s_open_s\":%.4f,\"%s_load_s\":%.4f,\"%s_bytes_per_action\":%.1f,"
+                    "\"%s_churn_per_s\":%.1f,\"%s_index_per_s\":%.1f",
+                    name, v->open_s, name, v->load_s, name, v->bytes_per_action, name, v->churn_per_s, name,
+                    v->index_per_s);
+    std::printf("}\n");
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -160,6 +283,11 @@ try {
     const fs::path root = base / ("syncvault-bench-" + std::to_string(::getpid()));
     fs::remove_all(root);
     fs::create_directories(root);
+    if (argc > 4 && std::string_view(argv[4]) == "index") {
+        compare_indexes(root, reopen_n);
+        fs::remove_all(root);
+        return 0;
+    }
     const std::size_t serialized = syncvault::detail::serialize_action(make_action(1)).size();
     std::printf("syncvault storage benchmark: %zu-byte body, %zu-byte serialized action, in %s\n",
                 make_action(1).body.size(), serialized, root.c_str());
@@ -346,6 +474,9 @@ try {
                 "\"sqlite_storage_1p_per_s\":%.1f,\"sqlite_storage_8p_group_per_s\":%.1f,"
                 "\"sqlite_storage_8p_per_record_per_s\":%.1f,\"sqlite_storage_reopen_s\":%.4f}\n",
                 reopen_n, durable_n, ss1, ss8, ss8p, ss_reopen);
+    fs::create_directories(root);
+    compare_indexes(root, reopen_n);
+    fs::remove_all(root);
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "storage bench failed: %s\n", e.what());

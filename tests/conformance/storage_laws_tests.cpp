@@ -113,6 +113,23 @@ struct seconds_only {
         a.next_attempt_at = std::chrono::floor<std::chrono::seconds>(a.next_attempt_at);
     }
 };
+// A 0.1 model: keeps every field it knew, forgets those added in 0.2.
+struct drops_new_fields {
+    static void on_save(user_map_storage&, syncvault::sync_action& a)
+    {
+        a.lane.clear();
+        a.coalesce_key.clear();
+        a.after.clear();
+        a.answered = 0;
+    }
+};
+// Keeps only the first dependency.
+struct one_dependency {
+    static void on_save(user_map_storage&, syncvault::sync_action& a)
+    {
+        if (a.after.size() > 1) a.after.resize(1);
+    }
+};
 struct drops_dead_letters {
     static void on_save(user_map_storage&, syncvault::sync_action& a)
     {
@@ -220,6 +237,22 @@ TEST_CASE("the storage laws catch broken storages", "[conformance][storage]")
         auto v = check_storage_laws([] { return flawed_storage<drops_dead_letters>{}; });
         CHECK(broke(v, "save updates by id"));
         CHECK(broke(v, "every field round-trips"));
+    }
+    SECTION("the 0.2 fields forgotten")
+    {
+        auto v = check_storage_laws([] { return flawed_storage<drops_new_fields>{}; });
+        REQUIRE(broke(v, "0.2 fields round-trip (lane, coalesce_key, after, answered)"));
+        CHECK(broke(v, "save updates by id"));
+        CHECK_FALSE(broke(v, "bodies keep any bytes"));
+        auto it = std::find_if(v.begin(), v.end(), [](auto& x) { return x.law.starts_with("0.2 fields"); });
+        CHECK_THAT(it->detail, Catch::Contains("lane"));
+    }
+    SECTION("only the first of several dependencies kept")
+    {
+        auto v = check_storage_laws([] { return flawed_storage<one_dependency>{}; });
+        REQUIRE(broke(v, "0.2 fields round-trip (lane, coalesce_key, after, answered)"));
+        auto it = std::find_if(v.begin(), v.end(), [](auto& x) { return x.law.starts_with("0.2 fields"); });
+        CHECK_THAT(it->detail, Catch::Contains("after: expected 5 ids, got 1"));
     }
     SECTION("a count() that disagrees with load_all()")
     {

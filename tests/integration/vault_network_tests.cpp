@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <mutex>
@@ -263,4 +264,76 @@ TEST_CASE("vault: background_sync stops promptly while idle", "[integration][vau
     const auto start = steady::now();
     sync.reset();
     CHECK(steady::now() - start < 1s);
+}
+
+// ---- SPEC 9.3 against a server that behaves like the real ones ----------------------------------
+
+TEST_CASE("an access token that expired while offline pauses the queue; a refresh resumes it", "[network][auth]")
+{
+    test_server::options o;
+    o.require_token = true;
+    test_server server(o);
+    temp_dir dir;
+    auto cfg = config_for(server, dir);
+    std::mutex token_mutex;
+    std::string token = server.issue_token(1h);
+    cfg.before_send = [&](syncvault::http_request& r) {
+        std::lock_guard lock(token_mutex);
+        r.headers.push_back({"Authorization", "Bearer " + token});
+    };
+    bool refresh_works = false;
+    int refreshes = 0;
+    cfg.refresh_auth = [&](const syncvault::http_response& r) {
+        CHECK(r.status == 401);
+        ++refreshes;
+        if (!refresh_works) return false;  // the user must log in again
+        std::lock_guard lock(token_mutex);
+        token = server.issue_token(1h);
+        return true;
+    };
+    auto v = make_vault(cfg);
+    server.stop();  // offline for a day
+    for (int i = 0; i < 5; ++i) CHECK(v.post("/todos", boost::json::object{{"n", i}}, keyed("todo-" + std::to_string(i))).is_queued());
+    server.expire_tokens();  // ...and the token expired meanwhile
+    server.start();
+
+    syncvault::background_sync sync{v};
+    REQUIRE(eventually([&] { return v.is_paused(); }));
+    CHECK(v.pending_count() == 5);  // 0.1 dead-lettered them one after another
+    CHECK(v.dead_letters().empty());
+    CHECK(server.effect_count() == 0);
+
+    refresh_works = true;  // the user logged in again
+    v.resume();
+    REQUIRE(eventually([&] { return v.pending_count() == 0; }));
+    CHECK(server.effect_count() == 5);
+    CHECK(v.dead_letters().empty());
+    CHECK(refreshes == 2);
+}
+
+TEST_CASE("409 'in progress' from an idempotency server after a lost response is retried, not dead-lettered",
+          "[network][409]")
+{
+    test_server::options o;
+    o.conflict_while_in_progress = true;
+    test_server server(o);
+    temp_dir dir;
+    auto cfg = config_for(server, dir);
+    cfg.receive_timeout = 150ms;  // shorter than the server's work: the first response is lost
+    server.script(step::slow(1500ms));
+    auto v = make_vault(cfg);
+    std::vector<int> statuses;
+    std::mutex m;
+    auto sub = v.on_event([&](const syncvault::sync_event& e) {
+        std::lock_guard lock(m);
+        if (e.response) statuses.push_back(e.response->status);
+    });
+    CHECK(v.post("/payments", boost::json::object{{"amount", 42}}, keyed("pay-1")).is_queued());
+    syncvault::background_sync sync{v};
+    REQUIRE(eventually([&] { return v.pending_count() == 0; }));
+    CHECK(v.dead_letters().empty());
+    CHECK(server.effects("pay-1") == 1);
+    std::lock_guard lock(m);
+    CHECK(std::find(statuses.begin(), statuses.end(), 409) != statuses.end());  // the server did say 409
+    CHECK(statuses.back() == 200);
 }

@@ -4,6 +4,12 @@
 
 #include <syncvault/storage/file_journal.hpp>
 
+#include <syncvault/basic_vault.hpp>
+#include <syncvault/connectivity/manual_connectivity.hpp>
+#include <syncvault/retry/jittered_backoff.hpp>
+#include <syncvault/testing/fake_clock.hpp>
+#include <syncvault/testing/fake_transport.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -391,7 +397,7 @@ TEST_CASE("file_journal files are created 0600", "[file_journal]")
     }
     // A damaged journal's copy kept aside.
     auto bytes = read_file(dir / "syncvault.journal");
-    bytes.back() ^= 0x01;
+    bytes[0] ^= 0x01;  // the magic: damage, not a torn tail
     write_file(dir / "syncvault.journal", bytes);
     ::chmod((dir / "syncvault.journal").c_str(), 0600);
     file_journal j{dir.path};
@@ -511,17 +517,16 @@ TEST_CASE("file_journal detects bit flips, keeps the prefix and sets the damaged
         CHECK(again.take_diagnostics().empty());
     };
 
-    // Random bits in random records before the last (a length bit of the very last record
-    // can make it look cut short, which is truncated: nothing after it proves otherwise).
+    // Random bits in random records before the last (the last is a torn tail: see the next test).
     for (int trial = 0; trial < 40; ++trial) {
         const std::size_t r = std::uniform_int_distribution<std::size_t>(1, rec.ends.size() - 2)(rng);
         const std::uint64_t first = rec.ends[r - 1] * 8, last = rec.ends[r] * 8 - 1;
         check_flip(std::uniform_int_distribution<std::uint64_t>(first, last)(rng), r - 1);
     }
-    // The checksum and the content of the very last record.
+    // The checksum and the content of the record before the last.
     const std::size_t last = rec.ends.size() - 1;
-    check_flip(rec.ends[last - 1] * 8 + 3, last - 1);
-    check_flip(rec.ends[last] * 8 - 5, last - 1);
+    check_flip(rec.ends[last - 2] * 8 + 3, last - 2);
+    check_flip(rec.ends[last - 1] * 8 - 5, last - 2);
     // The magic: nothing is kept, all of it is set aside.
     check_flip(2 * 8 + 1, 0);
 }
@@ -1044,15 +1049,377 @@ TEST_CASE("journal_index agrees with a map through inserts, updates, removes and
                 order.emplace_back(id, off);
         }
         if (step % 5000 == 0 || step == 59999) {
-            std::vector<std::pair<std::string, std::uint64_t>> got;
-            for (const auto& s : index.slots())
-                if (s.len) got.emplace_back(s.id, s.off);
-            REQUIRE(got == order);
+            // The live slots are the model's entries, in its order.
+            std::size_t live = 0;
+            for (const auto& s : index.slots()) live += s.len != 0;
+            REQUIRE(live == order.size());
             REQUIRE(index.size() == order.size());
-            for (const auto& [k, off] : order) REQUIRE(index.slots()[index.find(k)].off == off);
+            std::size_t next = 0;
+            for (const auto& [k, off] : order) {
+                const std::size_t pos = index.find(k);
+                REQUIRE(pos != syncvault::detail::journal_index::npos);
+                REQUIRE(pos >= next);
+                REQUIRE(index.slots()[pos].off == off);
+                REQUIRE(index.slots()[pos].len == 7);
+                next = pos + 1;
+            }
         }
     }
     index.clear();
     CHECK(index.size() == 0);
     CHECK(index.find("id1") == syncvault::detail::journal_index::npos);
+}
+
+namespace {
+
+namespace jd = syncvault::detail;
+
+std::size_t count_asides(const fs::path& dir)
+{
+    std::size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().filename().string().starts_with("syncvault.journal.corrupt-")) ++n;
+    return n;
+}
+
+fs::path the_aside(const fs::path& dir)
+{
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().filename().string().starts_with("syncvault.journal.corrupt-")) return e.path();
+    return {};
+}
+
+std::string magic() { return std::string(jd::journal_magic, jd::journal_magic_size); }
+
+/** One record as file_journal writes it, with a correct checksum, around any bytes. */
+std::string put_record(std::string_view id, std::string_view json)
+{
+    std::string out;
+    const auto at = jd::journal_begin(out, jd::journal_op::put);
+    jd::journal_append_entry(out, id, json);
+    jd::journal_seal(out, at);
+    return out;
+}
+
+std::string put_record(const sync_action& a) { return put_record(a.id, jd::serialize_action(a)); }
+
+/** A record of any body (op byte included), sealed with a correct checksum. */
+std::string sealed_record(std::string_view body)
+{
+    std::string out(jd::journal_header_size, '\0');
+    out.append(body);
+    jd::journal_seal(out, 0);
+    return out;
+}
+
+std::string json_with(const sync_action& a, std::string_view field, boost::json::value v)
+{
+    auto o = jd::encode_action(a);
+    o[field] = std::move(v);
+    return boost::json::serialize(o);
+}
+
+} // namespace
+
+TEST_CASE("file_journal truncates a torn final record silently, whatever byte of it is damaged",
+          "[file_journal][recovery]")
+{
+    // 8 records end with a put, 6 with a remove, 7 with a batch (see recorded_journal).
+    for (int records : {8, 6, 7}) {
+        temp_dir src{scratch_base()}, dst{scratch_base()};
+        const recorded_journal rec{src.path, records};
+        const std::string bytes = read_file(src / "syncvault.journal");
+        const std::size_t last = rec.ends.size() - 1;
+        const std::uint64_t from = rec.ends[last - 1], to = rec.ends[last];
+        REQUIRE(to == bytes.size());
+        INFO("final record at bytes " << from << ".." << to << " of a journal of " << records << " records");
+        std::size_t opened = 0;
+        auto expect_torn = [&](const std::string& damaged, const std::string& what) {
+            fs::remove_all(dst.path);
+            fs::create_directories(dst.path);
+            write_file(dst / "syncvault.journal", damaged);
+            file_journal j{dst.path, durability::none};
+            ++opened;
+            if (load(j) != rec.states[last - 1]) FAIL_CHECK(what << ": did not recover the records before it");
+            if (!j.take_diagnostics().empty()) FAIL_CHECK(what << ": reported as damage");
+            if (j.stats().file_bytes != from) FAIL_CHECK(what << ": the torn record was not truncated");
+            if (count_asides(dst.path) != 0) FAIL_CHECK(what << ": the journal was set aside");
+        };
+        for (std::uint64_t at = from; at < to; ++at)
+            for (int x : {0x01, 0x80, 0xff}) {
+                std::string damaged = bytes;
+                damaged[at] = char(damaged[at] ^ x);
+                expect_torn(damaged, "byte " + std::to_string(at) + " xor " + std::to_string(x));
+            }
+        // Half of it on the disk: zeros from where the write stopped landing.
+        for (std::uint64_t at = from; at < to; at += 5) {
+            std::string damaged = bytes;
+            std::fill(damaged.begin() + std::ptrdiff_t(at), damaged.end(), '\0');
+            expect_torn(damaged, "zeros from byte " + std::to_string(at));
+        }
+        // The file grew, none of the record's data landed.
+        expect_torn(bytes.substr(0, from) + std::string(to - from, '\0'), "all zeros");
+        CHECK(opened == 3 * (to - from) + (to - from + 4) / 5 + 1);
+        // What was truncated stays truncated and appendable.
+        file_journal j{dst.path};
+        REQUIRE(!j.save(make_action("after")));
+        CHECK(load(j).back().id == "after");
+    }
+}
+
+TEST_CASE("file_journal reports damage at every byte of a record that a whole record follows",
+          "[file_journal][recovery]")
+{
+    temp_dir src{scratch_base()};
+    const recorded_journal rec{src.path, 8};
+    const std::string bytes = read_file(src / "syncvault.journal");
+    const std::size_t last = rec.ends.size() - 1;
+    const std::uint64_t from = rec.ends[last - 2], to = rec.ends[last - 1];  // the one before the last
+    for (std::uint64_t at = from; at < to; ++at) {
+        temp_dir dst{scratch_base()};
+        std::string damaged = bytes;
+        damaged[at] = char(damaged[at] ^ 0x01);
+        write_file(dst / "syncvault.journal", damaged);
+        INFO("byte " << at << " of the record at " << from << ".." << to);
+        file_journal j{dst.path, durability::none};
+        CHECK(load(j) == rec.states[last - 2]);
+        const auto diags = j.take_diagnostics();
+        REQUIRE(diags.size() == 1);
+        CHECK(diags[0].error == errc::storage_corrupt);
+        REQUIRE(count_asides(dst.path) == 1);
+        CHECK(read_file(the_aside(dst.path)) == damaged);
+    }
+}
+
+TEST_CASE("file_journal sets aside a record that passes its checksum but cannot be decoded, keeping every other",
+          "[file_journal][recovery]")
+{
+    const auto a = make_action("a"), b = make_action("b"), c = make_action("c"), d = make_action("d");
+    auto x = make_action("x");
+    x.lane = "l\xc3\xa4ne";
+    const auto y = make_action("y");
+    std::string bad;       // the record(s) between b and c
+    std::string named;     // what the report must name
+    std::vector<sync_action> kept = {a, b, c, d};
+    SECTION("a field of the wrong type")
+    {
+        bad = put_record("x", json_with(x, "status", "503"));
+        named = "\"x\"";
+    }
+    SECTION("a 0.2 field of the wrong type")
+    {
+        bad = put_record("x", json_with(x, "after", 7));
+        named = "\"x\"";
+    }
+    SECTION("an out-of-range count")
+    {
+        bad = put_record("x", json_with(x, "answered", -1));
+        named = "\"x\"";
+    }
+    SECTION("not JSON")
+    {
+        bad = put_record("x", "{\"id\":\"x\",\"method\":");
+        named = "\"x\"";
+    }
+    SECTION("JSON filed under another id")
+    {
+        bad = put_record("x", jd::serialize_action(y));
+        named = "\"x\"";
+    }
+    SECTION("one entry of a batch")
+    {
+        std::string rec;
+        const auto at = jd::journal_begin(rec, jd::journal_op::batch);
+        jd::journal_append_entry(rec, "y", jd::serialize_action(y));
+        jd::journal_append_entry(rec, "x", "[]");
+        jd::journal_seal(rec, at);
+        bad = rec;
+        named = "\"x\"";
+        kept = {a, b, y, c, d};
+    }
+    SECTION("an update that cannot be decoded falls back to the version before it, in its place")
+    {
+        auto b2 = make_action("b", 2);
+        bad = put_record("b", json_with(b2, "attempts", "two"));
+        named = "\"b\" at byte " + std::to_string(jd::journal_magic_size + put_record(a).size() + put_record(b).size() +
+                                                  jd::journal_header_size + 1) +
+                " (a field is missing or mistyped), which fell back to its previous version";
+        CHECK(kept[1] == make_action("b"));
+    }
+    SECTION("no fallback to a version that was removed")
+    {
+        bad = sealed_record(std::string(1, char(jd::journal_op::remove)) + "b") +
+              put_record("b", json_with(make_action("b", 2), "dead", 1));
+        named = "\"b\"";
+        kept = {a, c, d};
+    }
+    SECTION("an entry whose lengths do not fit its record (found on open)")
+    {
+        std::string body(1, char(jd::journal_op::put));
+        body += std::string("\x01\x00x\xe8\x03\x00\x00{}", 9);  // id "x", then JSON of 1000 bytes
+        bad = sealed_record(body);
+        named = "byte " + std::to_string(jd::journal_magic_size + put_record(a).size() + put_record(b).size());
+    }
+    SECTION("an unknown operation (found on open)")
+    {
+        bad = sealed_record("\x09 from a newer version?");
+        named = "cannot be decoded";
+    }
+    SECTION("a clear with a payload (found on open)")
+    {
+        bad = sealed_record(std::string(1, char(jd::journal_op::clear)) + "junk");
+        named = "cannot be decoded";
+    }
+    temp_dir dir;
+    const std::string bytes = magic() + put_record(a) + put_record(b) + bad + put_record(c) + put_record(d);
+    write_file(dir / "syncvault.journal", bytes);
+    {
+        file_journal j{dir.path};  // never throws for it
+        CHECK(ids_of(load(j)) == ids_of(kept));
+        const auto diags = j.take_diagnostics();
+        REQUIRE(diags.size() == 1);
+        CHECK(diags[0].error == errc::storage_corrupt);
+        CHECK_THAT(diags[0].message, Catch::Contains(named) && Catch::Contains(j.path().string()) &&
+                                         Catch::Contains("every other record"));
+        REQUIRE(count_asides(dir.path) == 1);
+        CHECK_THAT(diags[0].message, Catch::Contains(the_aside(dir.path).string()));
+        CHECK(read_file(the_aside(dir.path)) == bytes);  // the evidence, byte for byte
+        CHECK(j.count() == kept.size());
+        CHECK(load(j) == kept);  // set aside once
+        CHECK(j.take_diagnostics().empty());
+        REQUIRE(!j.save(make_action("e")));
+        REQUIRE(!j.save(x));  // the id is free again
+    }
+    kept.push_back(make_action("e"));
+    kept.push_back(x);
+    file_journal again{dir.path};
+    CHECK(load(again) == kept);
+    CHECK(again.take_diagnostics().empty());
+    CHECK(count_asides(dir.path) == 1);
+}
+
+TEST_CASE("file_journal sets aside an undecodable record while other threads write", "[file_journal][recovery]")
+{
+    temp_dir dir;
+    std::string bytes = magic();
+    for (int i = 0; i < 200; ++i) bytes += put_record(make_action("p" + std::to_string(i)));
+    bytes += put_record("bad", "{}");
+    write_file(dir / "syncvault.journal", bytes);
+    file_journal j{dir.path, opts(durability::none, 0)};  // compacts at every chance
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        for (int i = 0; !stop; ++i) {
+            (void)j.save(make_action("w" + std::to_string(i % 50), i));
+            (void)j.remove("w" + std::to_string((i + 25) % 50));
+        }
+    });
+    auto first = load(j);
+    stop = true;
+    writer.join();
+    CHECK(std::none_of(first.begin(), first.end(), [](auto& a) { return a.id == "bad"; }));
+    CHECK(j.take_diagnostics().size() == 1);
+    const auto rows = load(j);
+    CHECK(std::count_if(rows.begin(), rows.end(), [](auto& a) { return a.id[0] == 'p'; }) == 200);
+    CHECK(j.take_diagnostics().empty());
+}
+
+TEST_CASE("a vault over a journal with an undecodable record starts, reports it and sends the rest",
+          "[file_journal][recovery][vault]")
+{
+    using journal_vault = syncvault::basic_vault<syncvault::testing::fake_transport, file_journal,
+                                                 syncvault::manual_connectivity, syncvault::jittered_backoff,
+                                                 syncvault::testing::fake_clock>;
+    temp_dir dir;
+    auto good = make_action("good");
+    good.method = syncvault::http_method::post;
+    good.path = "/jobs";
+    auto broken = make_action("broken");
+    write_file(dir / "syncvault.journal",
+               magic() + put_record("broken", json_with(broken, "method", "FETCH")) + put_record(good));
+    syncvault::vault_config cfg;
+    cfg.base_url = "http://example.test/api";
+    cfg.storage_path = dir.path;
+    std::vector<syncvault::diagnostic> seen;
+    cfg.on_diagnostic = [&](const syncvault::diagnostic& d) { seen.push_back(d); };
+    syncvault::testing::fake_transport net;
+    journal_vault v{cfg, net};  // before the fix: load_all failed and this threw
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].error == errc::storage_corrupt);
+    CHECK_THAT(seen[0].message, Catch::Contains("\"broken\""));
+    CHECK(v.diagnostics().size() == 1);
+    CHECK(v.pending_count() == 1);
+    CHECK(v.process_queue() == 1);
+    REQUIRE(net.requests().size() == 1);
+    CHECK(net.requests()[0].url == "http://example.test/api/jobs");
+}
+
+TEST_CASE("file_journal flush() after clear() or remove() makes them survive a power cut", "[file_journal][power_cut]")
+{
+    for (auto mode : {durability::per_record, durability::group_commit, durability::none}) {
+        for (bool compacting : {false, true}) {
+            temp_dir dir, cut;
+            INFO("mode " << int(mode) << (compacting ? ", compacting" : ""));
+            file_journal j{dir.path, opts(mode, compacting ? 0 : std::uint64_t{4} << 20, compacting)};
+            // Only the synced prefix reaches the next boot.
+            auto power_cut = [&] {
+                const auto bytes = read_file(j.path()).substr(0, j.stats().synced_bytes);
+                fs::remove_all(cut.path);
+                fs::create_directories(cut.path);
+                write_file(cut / "syncvault.journal", bytes);
+                file_journal after{cut.path};
+                CHECK(after.take_diagnostics().empty());
+                return ids_of(load(after));
+            };
+            for (auto id : {"a", "b", "c", "d"}) REQUIRE(!j.save(make_action(id)));
+            REQUIRE(!j.flush());
+            CHECK(power_cut() == std::vector<std::string>{"a", "b", "c", "d"});
+
+            REQUIRE(!j.remove("b"));  // a dead letter dropped: the vault flushes after it
+            REQUIRE(!j.flush());
+            CHECK(j.stats().synced_bytes == j.stats().file_bytes);
+            CHECK(power_cut() == std::vector<std::string>{"a", "c", "d"});
+
+            REQUIRE(!j.clear());
+            if (!compacting) {
+                CHECK(j.stats().synced_bytes < j.stats().file_bytes);  // lazy until flushed
+                CHECK(power_cut() == std::vector<std::string>{"a", "c", "d"});
+            }
+            REQUIRE(!j.flush());
+            CHECK(j.stats().synced_bytes == j.stats().file_bytes);
+            CHECK(power_cut().empty());  // nothing cleared comes back
+
+            // And the journal goes on from the cleared state.
+            REQUIRE(!j.save(make_action("e")));
+            REQUIRE(!j.flush());
+            CHECK(power_cut() == std::vector<std::string>{"e"});
+            CHECK(ids_of(load(j)) == std::vector<std::string>{"e"});
+        }
+    }
+}
+
+TEST_CASE("file_journal clear() and flush() during a compaction survive a power cut", "[file_journal][power_cut][compaction]")
+{
+    temp_dir dir, cut;
+    file_journal* self = nullptr;
+    bool fired = false;
+    auto o = opts(durability::per_record, 0, false);
+    o.hook = [&](journal_event e) {
+        if (e != journal_event::compaction_copied || fired) return;
+        fired = true;  // the live records are copied; the switch comes next
+        REQUIRE(!self->clear());
+        REQUIRE(!self->flush());
+    };
+    file_journal j{dir.path, o};
+    self = &j;
+    for (int i = 0; i < 50; ++i) REQUIRE(!j.save(make_action("c" + std::to_string(i))));
+    for (int i = 0; i < 10; ++i) REQUIRE(!j.remove("c" + std::to_string(i)));
+    REQUIRE(!j.compact());
+    REQUIRE(fired);
+    CHECK(j.count() == 0);
+    CHECK(j.stats().synced_bytes == j.stats().file_bytes);
+    const auto bytes = read_file(j.path()).substr(0, j.stats().synced_bytes);
+    write_file(cut / "syncvault.journal", bytes);
+    file_journal after{cut.path};
+    CHECK(load(after).empty());
+    CHECK(after.take_diagnostics().empty());
 }

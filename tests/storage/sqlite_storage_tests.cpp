@@ -304,16 +304,16 @@ TEST_CASE("sqlite_storage checks the schema version on open", "[storage][sqlite]
         raw_db raw(db);
         CHECK(raw.query("PRAGMA user_version") == std::to_string(sqlite_storage::schema_version));
         CHECK(raw.query("PRAGMA application_id") == std::to_string(sqlite_storage::application_id));
-        REQUIRE(raw.exec("PRAGMA user_version = 2") == SQLITE_OK);
+        REQUIRE(raw.exec("PRAGMA user_version = 3") == SQLITE_OK);
     }
 
     auto e = open_error([&] { sqlite_storage s(db); });
     CHECK(e.code() == errc::storage_failed);
-    CHECK_THAT(e.what(), Catch::Contains("unknown schema version 2") && Catch::Contains("newer syncvault"));
+    CHECK_THAT(e.what(), Catch::Contains("unknown schema version 3") && Catch::Contains("newer syncvault"));
     {
         raw_db raw(db);
-        CHECK(raw.query("PRAGMA user_version") == "2");  // left as found
-        REQUIRE(raw.exec("PRAGMA user_version = 1") == SQLITE_OK);
+        CHECK(raw.query("PRAGMA user_version") == "3");  // left as found
+        REQUIRE(raw.exec("PRAGMA user_version = " + std::to_string(sqlite_storage::schema_version)) == SQLITE_OK);
     }
     sqlite_storage s(db);  // nothing was lost
     CHECK(ids_of(load(s)) == std::vector<std::string>{"kept"});
@@ -652,4 +652,173 @@ TEST_CASE("a vault runs on sqlite_storage built from the config alone and keeps 
     }
     sqlite_vault v{cfg, net};
     CHECK(v.pending_count() == 0);
+}
+
+// The 0.1 DDL, verbatim: what a database written by syncvault 0.1 holds.
+constexpr const char* v1_schema =
+    "CREATE TABLE syncvault_actions ("
+    " position INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " method TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " body BLOB NOT NULL,"
+    " headers TEXT NOT NULL,"
+    " idempotency_key TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL,"
+    " sequence INTEGER NOT NULL,"
+    " state TEXT NOT NULL,"
+    " created_at_ms INTEGER NOT NULL,"
+    " next_attempt_at_ms INTEGER NOT NULL,"
+    " last_status INTEGER NOT NULL,"
+    " last_error INTEGER NOT NULL);"
+    "PRAGMA user_version=1;";
+
+TEST_CASE("sqlite_storage migrates a version 1 database in place and keeps every row", "[storage][sqlite][migration]")
+{
+    syncvault_tests::temp_dir dir("sqlite-migrate");
+    const auto db = dir / "syncvault.db";
+    {
+        raw_db raw(db);
+        REQUIRE(raw.exec(v1_schema) == SQLITE_OK);
+        REQUIRE(raw.exec("PRAGMA application_id=" + std::to_string(sqlite_storage::application_id)) == SQLITE_OK);
+        REQUIRE(raw.exec("INSERT INTO syncvault_actions (id, method, path, body, headers, idempotency_key,"
+                         " attempts, sequence, state, created_at_ms, next_attempt_at_ms, last_status, last_error)"
+                         " VALUES ('old-1', 'POST', '/a', x'00ff7b7d', '[[\"Content-Type\",\"text/plain\"]]',"
+                         " 'key-1', 2, 7, 'pending', 1767225600000, 1767225601000, 503, 9),"
+                         " ('old-2', 'DELETE', '/b', x'', '[]', 'key-2', 1, 8, 'dead', 0, 5, -1, 0)") == SQLITE_OK);
+    }
+    sync_action one;
+    one.id = "old-1";
+    one.method = syncvault::http_method::post;
+    one.path = "/a";
+    one.body = std::string("\0\xff{}", 4);
+    one.headers = {{"Content-Type", "text/plain"}};
+    one.idempotency_key = "key-1";
+    one.attempts = 2;
+    one.sequence = 7;
+    one.created_at = syncvault::detail::from_epoch_ms(1767225600000);
+    one.next_attempt_at = syncvault::detail::from_epoch_ms(1767225601000);
+    one.last_status = 503;
+    one.last_error = 9;
+    sync_action two;
+    two.id = "old-2";
+    two.method = syncvault::http_method::delete_;
+    two.path = "/b";
+    two.idempotency_key = "key-2";
+    two.attempts = 1;
+    two.sequence = 8;
+    two.state = syncvault::action_state::dead;
+    two.next_attempt_at = syncvault::detail::from_epoch_ms(5);
+    two.last_status = -1;
+    auto three = sample_action("new-3", 9);
+    three.coalesce_key = "doc/1";
+    {
+        sqlite_storage s(db);
+        CHECK(load(s) == std::vector<sync_action>{one, two});
+        CHECK(s.count() == 2);
+        CHECK(s.take_diagnostics().empty());
+        // The migrated table takes the 0.2 fields, updates keep the place.
+        one.lane = "caf\xc3\xa9";
+        one.after = {"old-2", "elsewhere"};
+        one.answered = 2;
+        REQUIRE_FALSE(s.save(one));
+        REQUIRE_FALSE(s.save(three));
+        CHECK(load(s) == std::vector<sync_action>{one, two, three});
+    }
+    {
+        raw_db raw(db);
+        CHECK(raw.query("PRAGMA user_version") == std::to_string(sqlite_storage::schema_version));
+        CHECK(raw.query("SELECT extra FROM syncvault_actions WHERE id = 'old-2'").empty());  // NULL
+        CHECK(raw.query("SELECT json_extract(extra, '$.lane') FROM syncvault_actions WHERE id = 'old-1'") ==
+              "caf\xc3\xa9");
+        CHECK(raw.query("SELECT count(*) FROM sqlite_master WHERE type = 'table'") == "1");
+    }
+    sqlite_storage again(db);  // a migrated database opens as a current one
+    CHECK(load(again) == std::vector<sync_action>{one, two, three});
+}
+
+TEST_CASE("sqlite_storage sets aside a row it cannot decode, reports it and loads the rest", "[storage][sqlite][recovery]")
+{
+    syncvault_tests::temp_dir dir("sqlite-quarantine");
+    const auto db = dir / "syncvault.db";
+    std::vector<sync_action> good;
+    {
+        sqlite_storage s(db);
+        for (int i = 0; i < 6; ++i) {
+            auto a = sample_action("row-" + std::to_string(i), std::uint64_t(i + 1));
+            if (i == 4) a.lane = "l\xc3\xa4ne";
+            REQUIRE_FALSE(s.save(a));
+            good.push_back(a);
+        }
+    }
+    // Damage as a hand edit or a buggy tool would: each kind of undecodable row once.
+    const char* damage[] = {
+        "UPDATE syncvault_actions SET method = 'FETCH' WHERE id = 'row-1'",
+        "UPDATE syncvault_actions SET headers = 'not json' WHERE id = 'row-2'",
+        "UPDATE syncvault_actions SET extra = '{\"after\": 7}' WHERE id = 'row-4'",
+        "UPDATE syncvault_actions SET attempts = 'three' WHERE id = 'row-5'",
+    };
+    {
+        raw_db raw(db);
+        for (const char* sql : damage) REQUIRE(raw.exec(sql) == SQLITE_OK);
+    }
+    {
+        sqlite_storage s(db);  // never throws for a bad row
+        CHECK(ids_of(load(s)) == std::vector<std::string>{"row-0", "row-3"});
+        CHECK(s.count() == 2);
+        const auto diags = s.take_diagnostics();
+        REQUIRE(diags.size() == 4);
+        const char* named[] = {"row-1", "row-2", "row-4", "row-5"};
+        for (std::size_t i = 0; i < 4; ++i) {
+            CHECK(diags[i].error == errc::storage_corrupt);
+            CHECK_THAT(diags[i].message, Catch::Contains(named[i]) && Catch::Contains("syncvault_quarantine") &&
+                                             Catch::Contains(db.string()));
+        }
+        CHECK_THAT(diags[0].message, Catch::Contains("FETCH"));
+        CHECK(s.take_diagnostics().empty());
+        CHECK(ids_of(load(s)) == std::vector<std::string>{"row-0", "row-3"});
+        CHECK(s.take_diagnostics().empty());  // set aside once, not at every load
+        REQUIRE_FALSE(s.save(good[1]));       // the id is free again
+        CHECK(ids_of(load(s)) == std::vector<std::string>{"row-0", "row-3", "row-1"});
+    }
+    {
+        raw_db raw(db);  // kept as it was, with the reason
+        CHECK(raw.query("SELECT count(*) FROM syncvault_quarantine") == "4");
+        CHECK(raw.query("SELECT method FROM syncvault_quarantine WHERE id = 'row-1'") == "FETCH");
+        CHECK(raw.query("SELECT attempts FROM syncvault_quarantine WHERE id = 'row-5'") == "three");
+        CHECK(raw.query("SELECT extra FROM syncvault_quarantine WHERE id = 'row-4'") == "{\"after\": 7}");
+        CHECK(raw.query("SELECT body FROM syncvault_quarantine WHERE id = 'row-2'") == good[2].body);
+        CHECK_THAT(raw.query("SELECT reason FROM syncvault_quarantine WHERE id = 'row-2'"), Catch::Contains("headers"));
+    }
+    sqlite_storage s(db);
+    CHECK(ids_of(load(s)) == std::vector<std::string>{"row-0", "row-3", "row-1"});
+    CHECK(s.take_diagnostics().empty());
+}
+
+TEST_CASE("a vault over sqlite_storage with an undecodable row starts and reports it", "[storage][sqlite][recovery]")
+{
+    syncvault_tests::temp_dir dir("sqlite-vault-bad-row");
+    syncvault::vault_config cfg;
+    cfg.storage_path = dir.path();
+    {
+        sqlite_storage s(cfg);
+        REQUIRE_FALSE(s.save(sample_action("fine", 1)));
+        REQUIRE_FALSE(s.save(sample_action("broken", 2)));
+    }
+    {
+        raw_db raw(dir / "syncvault.db");
+        REQUIRE(raw.exec("UPDATE syncvault_actions SET state = 'limbo' WHERE id = 'broken'") == SQLITE_OK);
+    }
+    std::vector<syncvault::diagnostic> seen;
+    cfg.base_url = "http://example.test/api";
+    cfg.on_diagnostic = [&](const syncvault::diagnostic& d) { seen.push_back(d); };
+    syncvault::testing::fake_transport net;
+    syncvault::basic_vault<syncvault::testing::fake_transport, sqlite_storage, syncvault::manual_connectivity,
+                           syncvault::jittered_backoff, syncvault::testing::fake_clock>
+        v{cfg, net};  // before the fix, load_all failed and this threw
+    REQUIRE(seen.size() == 1);
+    CHECK(v.diagnostics().size() == 1);
+    CHECK(seen[0].error == errc::storage_corrupt);
+    CHECK_THAT(seen[0].message, Catch::Contains("broken") && Catch::Contains("limbo"));
+    CHECK(v.pending_count() == 1);
 }

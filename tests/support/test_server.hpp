@@ -17,6 +17,8 @@
  *   effect), `retry_after`, `slow` (effect at once, answer after a delay), `stall` (never
  *   answer), `drop_after_effect` (effect, then close without answering). `stop()` makes the port
  *   refuse connections; `start()` opens the same port again.
+ * - `set_latency(d)` delays every answer by `d` more (a server that takes time to work, for
+ *   benchmarks of concurrent transfers); connections are served concurrently meanwhile.
  *
  * @code
  * test_support::test_server server;                 // listening on an ephemeral port
@@ -41,6 +43,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -52,6 +55,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -149,6 +153,13 @@ public:
     struct options {
         std::optional<tls_files> tls;  ///< serve HTTPS with this certificate
         std::string idempotency_header = "Idempotency-Key";
+        /// As express-idempotency and Stripe do: a repeat of a key whose first request is still
+        /// being processed (a `slow` step) gets 409 "request in progress"; its response is
+        /// stored only once the first request is answered.
+        bool conflict_while_in_progress = false;
+        /// Every request needs `Authorization: Bearer <t>` with a token from `issue_token` that
+        /// has not expired; else 401.
+        bool require_token = false;
     };
 
     test_server() : test_server(options{}) {}
@@ -193,6 +204,24 @@ public:
     std::string base_url() const
     {
         return std::string(opts_.tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
+    }
+
+    /** Delays every answer by `d` (0: none) from the next request on; any thread. */
+    void set_latency(std::chrono::milliseconds d) { latency_ms_.store(d.count()); }
+
+    /** A bearer token valid for `lifetime` (`require_token`), as an auth server would issue. */
+    std::string issue_token(std::chrono::milliseconds lifetime)
+    {
+        std::lock_guard lock(mutex_);
+        auto t = "token-" + std::to_string(++tokens_issued_);
+        tokens_[t] = std::chrono::steady_clock::now() + lifetime;
+        return t;
+    }
+    /** Every token issued so far expires now. */
+    void expire_tokens()
+    {
+        std::lock_guard lock(mutex_);
+        tokens_.clear();
     }
 
     /** Queues `s` for the next `times` requests (after the steps already queued). */
@@ -326,8 +355,10 @@ private:
             auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
             if (ec) co_return;
             const auto& req = parser.get();
-            const step s = receive(req);
+            step s = receive(req);
             response res;
+            if (!authorized(req)) s = step{step::kind::respond, 401, {{"WWW-Authenticate", "Bearer"}}, "token expired", {}};
+            else if (in_progress(req)) s = step{step::kind::respond, 409, {}, "request in progress", {}};
             switch (s.what) {
             case step::kind::stall: {
                 asio::steady_timer forever(stream.get_executor(), asio::steady_timer::time_point::max());
@@ -336,13 +367,27 @@ private:
             }
             case step::kind::drop_after_effect: apply(req); co_return;  // the socket closes here
             case step::kind::slow: {
-                res = apply(req);
+                const auto key = std::string(req[opts_.idempotency_header]);
+                res = apply(req, !opts_.conflict_while_in_progress);
+                if (opts_.conflict_while_in_progress && !key.empty()) {
+                    std::lock_guard lock(mutex_);
+                    processing_.insert(key);
+                }
                 asio::steady_timer timer(stream.get_executor(), s.delay);
                 co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+                if (opts_.conflict_while_in_progress && !key.empty()) {  // done: repeats now replay
+                    std::lock_guard lock(mutex_);
+                    processing_.erase(key);
+                    stored_.emplace(key, res);
+                }
                 break;
             }
             case step::kind::answer: res = apply(req); break;
             case step::kind::respond: res = make_response(s.status, s.headers, s.body); break;
+            }
+            if (const auto latency = latency_ms_.load(); latency > 0) {
+                asio::steady_timer timer(stream.get_executor(), std::chrono::milliseconds(latency));
+                co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
             }
             res.keep_alive(req.keep_alive());
             if (req.method() == http::verb::head) res.body().clear();
@@ -368,9 +413,28 @@ private:
         return s;
     }
 
+    template <class Request>
+    bool authorized(const Request& req)
+    {
+        if (!opts_.require_token) return true;
+        const std::string_view auth = req[boost::beast::http::field::authorization];
+        if (!auth.starts_with("Bearer ")) return false;
+        std::lock_guard lock(mutex_);
+        auto it = tokens_.find(std::string(auth.substr(7)));
+        return it != tokens_.end() && it->second > std::chrono::steady_clock::now();
+    }
+
+    template <class Request>
+    bool in_progress(const Request& req)
+    {
+        if (!opts_.conflict_while_in_progress) return false;
+        std::lock_guard lock(mutex_);
+        return processing_.contains(std::string(req[opts_.idempotency_header]));
+    }
+
     // The normal answer, applying a mutating request's effect at most once per key.
     template <class Request>
-    response apply(const Request& req)
+    response apply(const Request& req, bool store = true)
     {
         namespace http = boost::beast::http;
         const auto key = std::string(req[opts_.idempotency_header]);
@@ -393,7 +457,7 @@ private:
             changed_.notify_all();
         }
         auto res = make_response(200, headers, m == http::verb::get ? std::string(req.target()) : req.body());
-        if (mutating && !key.empty()) stored_.emplace(key, res);
+        if (mutating && !key.empty() && store) stored_.emplace(key, res);
         return res;
     }
 
@@ -418,6 +482,10 @@ private:
     std::vector<effect> effects_;
     std::map<std::string, response, std::less<>> stored_;
     std::size_t connections_ = 0;
+    std::set<std::string> processing_;  // keys whose first request is still being processed
+    std::map<std::string, std::chrono::steady_clock::time_point> tokens_;  // token -> expiry
+    std::size_t tokens_issued_ = 0;
+    std::atomic<std::chrono::milliseconds::rep> latency_ms_{0};
 };
 
 } // namespace syncvault::test_support

@@ -9,6 +9,7 @@
 
 #include <syncvault/concepts/connectivity.hpp>
 #include <syncvault/config.hpp>
+#include <syncvault/detail/saturating_chrono.hpp>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -50,6 +51,9 @@ namespace syncvault {
  * - `is_online()` is a lock-free atomic read; every member may be called from any thread.
  * - `cancel()` ends a probe in progress at once (no state change) so a shutdown need not wait
  *   for `probe_timeout`; like `curl_transport::cancel`, it has no effect when no probe runs.
+ *
+ * Intervals and the timeout may be as large as `std::chrono::milliseconds::max()` (no bound,
+ * in effect): schedules and deadlines saturate instead of overflowing.
  *
  * Name resolution runs inside the probe's time bound, but a resolver that never answers can
  * hold the thread until the system resolver gives up (Asio joins its resolver thread).
@@ -132,7 +136,7 @@ public:
             std::lock_guard lock(s_->mutex);
             if (s_->online.load()) return std::nullopt;
             if (!s_->next_probe) {  // just went offline: first probe one interval from now
-                s_->next_probe = now + s_->interval;
+                s_->next_probe = detail::saturating_add(now, s_->interval);
                 return s_->next_probe;
             }
             if (now < *s_->next_probe) return s_->next_probe;
@@ -145,8 +149,8 @@ public:
         std::lock_guard lock(s_->mutex);
         if (s_->online.load()) return std::nullopt;  // a report(true) came in meanwhile
         if (reachable == probe_result::unreachable)
-            s_->interval = std::min(s_->interval * 2, s_->max_interval);
-        s_->next_probe = now + s_->interval;
+            s_->interval = detail::doubled_up_to(s_->interval, s_->max_interval);
+        s_->next_probe = detail::saturating_add(now, s_->interval);
         return s_->next_probe;
     }
 
@@ -234,7 +238,9 @@ private:
                                                            connected = !cec;
                                                        });
                                });
-        io.run_for(s_->timeout);
+        // run_for(timeout) would add it to now() unchecked: milliseconds::max() must mean "no
+        // bound", not a deadline in the past that ends every probe at once.
+        io.run_until(detail::saturating_add(std::chrono::steady_clock::now(), s_->timeout));
         bool cancelled = false;
         {
             std::lock_guard lock(s_->mutex);

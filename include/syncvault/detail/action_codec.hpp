@@ -10,6 +10,8 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,48 @@ inline std::chrono::system_clock::time_point from_epoch_ms(std::int64_t ms) noex
 {
     return std::chrono::system_clock::time_point{
         std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds{ms})};
+}
+
+/**
+ * Adds the 0.2 fields of `a` to `o`, each only when set: records stay compact and 0.1 records
+ * read back as is. sqlite_storage keeps exactly these in its `extra` column.
+ */
+inline void encode_action_extras(const sync_action& a, boost::json::object& o)
+{
+    if (!a.lane.empty()) o["lane"] = a.lane;
+    if (!a.coalesce_key.empty()) o["coalesce"] = a.coalesce_key;
+    if (!a.after.empty()) {
+        boost::json::array after;
+        after.reserve(a.after.size());
+        for (const auto& id : a.after) after.push_back(boost::json::string(id));
+        o["after"] = std::move(after);
+    }
+    if (a.answered != 0) o["answered"] = a.answered;
+}
+
+/** Reads the 0.2 fields `encode_action_extras` writes into `a`; false if one is mistyped. */
+inline bool decode_action_extras(const boost::json::object& o, sync_action& a)
+{
+    if (auto* lane = o.if_contains("lane")) {
+        if (!lane->is_string()) return false;
+        a.lane = lane->get_string();
+    }
+    if (auto* coalesce = o.if_contains("coalesce")) {
+        if (!coalesce->is_string()) return false;
+        a.coalesce_key = coalesce->get_string();
+    }
+    if (auto* after = o.if_contains("after")) {
+        if (!after->is_array()) return false;
+        for (const auto& id : after->get_array()) {
+            if (!id.is_string()) return false;
+            a.after.emplace_back(id.get_string());
+        }
+    }
+    if (auto* f = o.if_contains("answered")) {
+        if (!f->is_int64() || f->get_int64() < 0 || f->get_int64() > INT32_MAX) return false;
+        a.answered = static_cast<int>(f->get_int64());
+    }
+    return true;
 }
 
 inline boost::json::object encode_action(const sync_action& a)
@@ -46,16 +90,7 @@ inline boost::json::object encode_action(const sync_action& a)
         {"status", a.last_status},
         {"error", a.last_error},
     };
-    // 0.2 fields, written only when set: records stay compact and 0.1 records read back as is.
-    if (!a.lane.empty()) o["lane"] = a.lane;
-    if (!a.coalesce_key.empty()) o["coalesce"] = a.coalesce_key;
-    if (!a.after.empty()) {
-        boost::json::array after;
-        after.reserve(a.after.size());
-        for (const auto& id : a.after) after.push_back(boost::json::string(id));
-        o["after"] = std::move(after);
-    }
-    if (a.answered != 0) o["answered"] = a.answered;
+    encode_action_extras(a, o);
     return o;
 }
 
@@ -123,25 +158,7 @@ inline result<sync_action> decode_action(const boost::json::value& v)
     a.next_attempt_at = from_epoch_ms(*next);
     a.last_status = static_cast<int>(*status);
     a.last_error = static_cast<int>(*error);
-    if (auto* lane = o->if_contains("lane")) {
-        if (!lane->is_string()) return corrupt;
-        a.lane = lane->get_string();
-    }
-    if (auto* coalesce = o->if_contains("coalesce")) {
-        if (!coalesce->is_string()) return corrupt;
-        a.coalesce_key = coalesce->get_string();
-    }
-    if (auto* after = o->if_contains("after")) {
-        if (!after->is_array()) return corrupt;
-        for (const auto& id : after->get_array()) {
-            if (!id.is_string()) return corrupt;
-            a.after.emplace_back(id.get_string());
-        }
-    }
-    if (auto* f = o->if_contains("answered")) {
-        if (!f->is_int64() || !in_int(f->get_int64())) return corrupt;
-        a.answered = static_cast<int>(f->get_int64());
-    }
+    if (!decode_action_extras(*o, a)) return corrupt;
     return a;
 }
 

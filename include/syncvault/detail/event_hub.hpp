@@ -89,10 +89,21 @@ public:
             auto next = std::move(outbox_.front());
             outbox_.pop_front();
             lock.unlock();
-            if (dispatch_)
-                dispatch_(std::move(next));
-            else
-                next();
+            // The exception boundary (SPEC 9.1): a callback that throws costs only its own
+            // delivery; a dispatcher that throws drops only the callback it was handed.
+            auto guarded = [next = std::move(next)]() noexcept {
+                try {
+                    next();
+                } catch (...) {
+                }
+            };
+            try {
+                if (dispatch_)
+                    dispatch_(std::move(guarded));
+                else
+                    guarded();
+            } catch (...) {
+            }
             lock.lock();
         }
         delivering_ = false;
@@ -108,11 +119,16 @@ private:
         std::recursive_mutex mutex;
         bool alive = true;
 
+        /** Calls `f` unless unsubscribed; what it throws stays here, so other listeners still hear. */
         template <class F>
-        void call(F&& f)
+        void call(F&& f) noexcept
         {
             std::lock_guard lock(mutex);
-            if (alive) f();
+            if (!alive) return;
+            try {
+                f();
+            } catch (...) {
+            }
         }
     };
 
@@ -166,7 +182,12 @@ public:
             std::lock_guard lock(mutex_);
             for (auto& [id, fn] : listeners_) targets.push_back(fn);
         }
-        for (auto& fn : targets) (*fn)();
+        for (auto& fn : targets) {
+            try {
+                (*fn)();
+            } catch (...) {  // a wake listener that throws must not stop the others or the vault
+            }
+        }
     }
 
 private:

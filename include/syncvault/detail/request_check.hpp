@@ -64,6 +64,17 @@ inline std::error_code check_key(std::string_view key, std::size_t max_bytes) no
     return {};
 }
 
+/** A lane name: empty (the default lane) or up to max_bytes bytes without control characters. */
+inline std::error_code check_lane(std::string_view lane, std::size_t max_bytes) noexcept
+{
+    if (lane.size() > max_bytes) return errc::invalid_request;
+    for (char c : lane) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) return errc::invalid_request;
+    }
+    return {};
+}
+
 /**
  * A path relative to base_url. Rejected: a scheme, a leading `//` (another host), a `..` segment
  * in any encoding (`%2e%2e`, `%252e%252e`, `..%2f`), backslashes, control characters, spaces, a

@@ -21,19 +21,26 @@
  *   synced when a file is created or replaced, where the platform has directory sync. "Synced"
  *   is `fdatasync`, `F_FULLFSYNC` on Apple, `FlushFileBuffers` on Windows
  *   (detail/file_layer.hpp).
- * - Opening recovers: a record cut short at the end of the file (a crash mid-write) is truncated
- *   away; a damaged record anywhere else keeps every record before it, the damaged file is kept
- *   as `syncvault.journal.corrupt-<UTC time>` and a `diagnostic` with `errc::storage_corrupt`
- *   naming both files waits in `take_diagnostics()`.
+ * - Opening recovers (SPEC 9.1 "Recovery"):
+ *   - a torn tail, the last writes before a crash or power cut (a record cut short, or whole in
+ *     length but with a bad checksum, with no whole record after it), is truncated away
+ *     silently: such a record was never synced, so never acknowledged;
+ *   - a damaged record with whole records after it keeps every record before it, the damaged
+ *     file is kept as `syncvault.journal.corrupt-<UTC time>` and a `diagnostic` with
+ *     `errc::storage_corrupt` naming both files waits in `take_diagnostics()`;
+ *   - a record that passes its checksum but cannot be decoded (malformed framing found on open,
+ *     or JSON that is not an action found by `load_all`) is set aside the same way, and every
+ *     other record, before and after it, is kept: an action whose newest record is bad keeps
+ *     the version before it, in its place, when the file still holds one that decodes. It never
+ *     makes a constructor or `load_all` fail.
  * - A failed write (disk full, I/O error) returns `errc::storage_failed`, cuts the file back to
  *   where it was and leaves the stored set unchanged. A failed `fdatasync` leaves the journal
  *   refusing writes until it is reopened (the kernel may have dropped the unsynced pages); the
  *   insert it was for returns `errc::storage_failed` and leaves memory, but its bytes may yet
  *   reach the disk and the action reappear after a reopen (its idempotency key makes a resend
  *   harmless).
- * - Limit: damage that makes the very last record claim more bytes than the file holds cannot be
- *   told from a write cut short, and is truncated like one. Anywhere else, a record that looks
- *   cut short but is followed by a valid record counts as damage.
+ * - Limit: damage to the very last records (no whole record after it) cannot be told from a
+ *   torn write, and is truncated like one; bit rot there loses those records silently.
  * - When dead records outweigh live ones past `compaction_floor`, the call that made them dead
  *   rewrites the live records to a new file and renames it into place. Enqueuers on other threads
  *   wait only for the final switch, which copies the few records appended meanwhile.
@@ -75,6 +82,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -117,8 +125,18 @@ namespace detail {
 
 // Everything behind file_journal's pointer. One mutex guards the index and the file's end;
 // fdatasync, compaction's bulk copy and load_all's reads and parsing run without it.
+// `Index` is journal_index; the benchmark passes others to compare.
+template <class Index = journal_index>
 class journal_impl {
 public:
+    /** A record that passed its checksum but cannot be decoded. */
+    struct undecodable {
+        std::size_t pos;     // in load_all's result
+        std::uint64_t off;   // of its entry
+        std::string id;
+        const char* why;
+    };
+
     journal_impl(std::filesystem::path directory, file_journal_options options)
         : dir_(std::move(directory)), opts_(std::move(options))
     {
@@ -175,7 +193,7 @@ public:
 
         std::unique_lock lk(mu_);
         if (failed_) return make_error_code(errc::storage_failed);
-        const bool insert = index_.find(a.id) == journal_index::npos;
+        const bool insert = index_.find(a.id) == Index::npos;
         const std::uint64_t entry_off = end_ + journal_header_size + 1;
         if (auto ec = append_locked(rec)) return ec;
         apply_put(a.id, entry_off, static_cast<std::uint32_t>(entry_size));
@@ -205,7 +223,7 @@ public:
         if (failed_) return make_error_code(errc::storage_failed);
         std::vector<std::string_view> inserted;
         for (const auto& a : batch)
-            if (index_.find(a.id) == journal_index::npos &&
+            if (index_.find(a.id) == Index::npos &&
                 std::find(inserted.begin(), inserted.end(), a.id) == inserted.end())
                 inserted.push_back(a.id);
         const std::uint64_t body_off = end_ + journal_header_size;
@@ -232,7 +250,7 @@ public:
         journal_seal(rec, at);
 
         std::unique_lock lk(mu_);
-        if (index_.find(id) == journal_index::npos) return {};
+        if (index_.find(id) == Index::npos) return {};
         if (failed_) return make_error_code(errc::storage_failed);
         if (auto ec = append_locked(rec)) return ec;
         apply_remove(id);
@@ -260,7 +278,26 @@ public:
         return index_.size();
     }
 
-    result<std::vector<sync_action>> load_all() const
+    // Not const: a record that cannot be decoded is set aside on the way.
+    result<std::vector<sync_action>> load_all()
+    {
+        for (int round = 0;; ++round) {
+            std::vector<undecodable> bad;
+            std::uint64_t gen = 0;
+            auto out = read_all(bad, gen);
+            if (!out || bad.empty()) return out;
+            std::unique_lock lk(mu_);
+            // Compaction names slots by position and moves entries: let it finish, and read
+            // again if it moved what was read.
+            while (compacting_) sync_cv_.wait_for(lk, std::chrono::milliseconds(5));
+            if (gen != file_gen_ && round < 3) continue;
+            // An action whose newest record is bad but an older one decodes (an update gone
+            // wrong) falls back to that version in its place: read again to return it.
+            if (!set_aside_undecodable(lk, bad)) return out;
+        }
+    }
+
+    result<std::vector<sync_action>> read_all(std::vector<undecodable>& bad, std::uint64_t& gen)
     {
         std::vector<std::pair<std::uint64_t, std::uint32_t>> where;
         std::shared_ptr<journal_fd> file;
@@ -272,6 +309,7 @@ public:
                 if (s.len) where.emplace_back(s.off, s.len);
             file = file_;
             size = end_;
+            gen = file_gen_;
         }
         // Read in file order (sequential I/O), place in insertion order.
         std::vector<std::uint32_t> order(where.size());
@@ -294,6 +332,7 @@ public:
                 return make_error_code(errc::storage_failed);
             }
             journal_entry e;
+            // Opening checked every entry's framing: failing here, the file changed under us.
             if (avail < where[i].second || !journal_parse_entry(p, avail, e))
                 return make_error_code(errc::storage_corrupt);
             // A monotonic arena per record: the parsed tree costs no heap allocation.
@@ -301,10 +340,29 @@ public:
             parser.reset(boost::json::storage_ptr(&arena));
             boost::system::error_code jec;
             parser.write(e.json.data(), e.json.size(), jec);
-            if (jec) return make_error_code(errc::storage_corrupt);
-            auto decoded = decode_action(parser.release());
-            if (!decoded || decoded->id != e.id) return make_error_code(errc::storage_corrupt);
-            out[i] = std::move(*decoded);
+            const char* why = nullptr;
+            if (jec) {
+                why = "not JSON";
+            } else if (auto decoded = decode_action(parser.release()); !decoded) {
+                why = "a field is missing or mistyped";
+            } else if (decoded->id != e.id) {
+                why = "its id differs from the id it is filed under";
+            } else {
+                out[i] = std::move(*decoded);
+                continue;
+            }
+            bad.push_back({i, where[i].first, std::string(e.id), why});
+        }
+        if (!bad.empty()) {
+            std::vector<bool> drop(out.size());
+            for (const auto& b : bad) drop[b.pos] = true;
+            std::size_t j = 0;
+            for (std::size_t i = 0; i < out.size(); ++i)
+                if (!drop[i]) {
+                    if (i != j) out[j] = std::move(out[i]);  // never self-move
+                    ++j;
+                }
+            out.resize(j);
         }
         return out;
     }
@@ -699,21 +757,6 @@ private:
         return false;
     }
 
-    static bool all_zero(journal_reader& r, std::uint64_t off)
-    {
-        for (std::uint64_t q = off; q < r.size();) {
-            const char* p = nullptr;
-            std::size_t avail = 0;
-            if (r.fetch(q, static_cast<std::size_t>(std::min<std::uint64_t>(r.size() - q, 1u << 16)), p, avail) ||
-                avail == 0)
-                return false;
-            for (std::size_t i = 0; i < avail; ++i)
-                if (p[i] != 0) return false;
-            q += avail;
-        }
-        return true;
-    }
-
     void recover(std::unique_lock<std::mutex>& lk)
     {
         std::uint64_t size = 0;
@@ -724,7 +767,7 @@ private:
         if (auto ec = r.fetch(0, journal_magic_size, p, avail)) fail_open("cannot read " + path_.string(), ec);
         if (std::memcmp(p, journal_magic, avail) != 0) {
             end_ = journal_magic_size;  // nothing of it is kept
-            set_aside(lk, 0, 0, "it does not start like a syncvault journal");
+            set_aside(lk, "does not start like a syncvault journal; kept nothing of it");
             return;
         }
         if (avail < journal_magic_size) {  // created, then cut short before its first sync
@@ -734,23 +777,22 @@ private:
 
         std::uint64_t off = journal_magic_size;
         std::size_t records = 0;
-        const char* problem = nullptr;
-        bool cut_short = false;  // the bad record runs past the end of the file
+        const char* problem = nullptr;  // why the scan stopped before the end of the file
+        std::vector<std::uint64_t> skipped;  // checksummed records whose content is malformed
         while (off < size) {
             if (auto ec = r.fetch(off, journal_header_size, p, avail))
                 fail_open("cannot read " + path_.string(), ec);
             if (avail < journal_header_size) {
-                cut_short = true;
+                problem = "record cut short";
                 break;
             }
             const std::uint32_t crc = journal_get_u32(p);
             const std::uint32_t len = journal_get_u32(p + 4);
             if (len > size - off - journal_header_size) {
-                cut_short = true;
+                problem = "record cut short";
                 break;
             }
             if (len == 0 || len > journal_max_body) {
-                cut_short = all_zero(r, off);  // a zero-filled tail: extended, never written
                 problem = "impossible record length";
                 break;
             }
@@ -760,29 +802,121 @@ private:
                 problem = "checksum mismatch";
                 break;
             }
-            if (!replay(p + journal_header_size, len, off + journal_header_size)) {
-                problem = "malformed record";
-                break;
-            }
+            // Its checksum vouches for its length: a record whose content makes no sense is
+            // skipped (and reported below), and the records after it are still read.
+            if (replay(p + journal_header_size, len, off + journal_header_size))
+                ++records;
+            else
+                skipped.push_back(off);
             off += journal_header_size + len;
-            ++records;
         }
         end_ = off;
         synced_ = off;
-        if (off == size) return;
-        if (cut_short && !record_follows(r, off)) {
-            // A write cut short by a crash: it was never acknowledged, so dropping it loses nothing.
+        std::string damage;
+        if (off < size && record_follows(r, off)) {
+            damage = "was damaged at byte " + std::to_string(off) + " (" + problem + ") with whole records after it; kept the " +
+                     std::to_string(records) + " records before it";
+        } else if (off < size) {
+            // A torn tail: the last writes before a crash or power cut, cut short or half on the
+            // disk (whatever the damage, no whole record follows it). Only a record that was
+            // never synced, so never acknowledged, can be torn: dropping it loses nothing.
             if (auto ec = file_truncate(file_->get(), off)) fail_open("cannot truncate " + path_.string(), ec);
             if (auto ec = journal_datasync(file_->get())) fail_open("cannot sync " + path_.string(), ec);
-            return;
         }
-        set_aside(lk, off, records, problem ? problem : "record cut short before later records");
+        if (!skipped.empty()) {
+            if (!damage.empty()) damage += ", and ";
+            damage += "held " + std::to_string(skipped.size()) +
+                      " record(s) that passed their checksum but cannot be decoded (first at byte " +
+                      std::to_string(skipped.front()) + "); set them aside and kept every other record";
+        }
+        if (!damage.empty()) set_aside(lk, damage);
+    }
+
+    // The newest entry for `id` before byte `before` that decodes, and that no remove or clear
+    // after it undid: the version an undecodable update replaced. Scans the file (rare).
+    std::optional<std::pair<std::uint64_t, std::uint32_t>> older_version(std::string_view id, std::uint64_t before)
+    {
+        std::vector<std::pair<std::uint64_t, std::uint32_t>> found;
+        journal_reader r(file_->get(), end_);
+        const char* p = nullptr;
+        std::size_t avail = 0;
+        for (std::uint64_t off = journal_magic_size; off < before;) {
+            if (r.fetch(off, journal_header_size, p, avail) || avail < journal_header_size) break;
+            const std::uint32_t len = journal_get_u32(p + 4);
+            if (len == 0 || r.fetch(off, journal_header_size + len, p, avail) || avail < journal_header_size + len)
+                break;
+            const char* body = p + journal_header_size;
+            const std::uint64_t body_off = off + journal_header_size;
+            const std::size_t n = len - 1;
+            journal_entry e;
+            switch (static_cast<journal_op>(body[0])) {
+            case journal_op::put:
+            case journal_op::batch:
+                for (std::size_t k = 0; k < n && journal_parse_entry(body + 1 + k, n - k, e); k += e.size)
+                    if (e.id == id && body_off + 1 + k < before)
+                        found.emplace_back(body_off + 1 + k, static_cast<std::uint32_t>(e.size));
+                break;
+            case journal_op::remove:
+                if (std::string_view(body + 1, n) == id) found.clear();
+                break;
+            case journal_op::clear: found.clear(); break;
+            }
+            off += journal_header_size + len;
+        }
+        for (auto it = found.rbegin(); it != found.rend(); ++it) {
+            journal_entry e;
+            if (r.fetch(it->first, it->second, p, avail) || avail < it->second ||
+                !journal_parse_entry(p, avail, e))
+                continue;
+            if (auto a = parse_action(e.json); a && a->id == id) return *it;
+        }
+        return std::nullopt;
+    }
+
+    // Replaces each entry in `bad` that is still the stored version of its id by the version
+    // before it, if one decodes (true if any did), or else forgets the action; then sets the
+    // journal aside as opening does (the evidence kept, the journal rewritten without them) and
+    // reports them. If the file cannot be set aside, the report says so (a reopen finds them
+    // again). Never throws: this runs inside load_all.
+    bool set_aside_undecodable(std::unique_lock<std::mutex>& lk, const std::vector<undecodable>& bad)
+    {
+        std::string damage;
+        std::size_t n = 0;
+        bool fell_back = false;
+        for (const auto& b : bad) {
+            const std::size_t pos = index_.find(b.id);
+            if (pos == Index::npos || index_.slots()[pos].off != b.off) continue;  // replaced meanwhile
+            std::string what = "the record of action \"" + b.id + "\" at byte " + std::to_string(b.off) + " (" +
+                               b.why + ")";
+            if (const auto older = older_version(b.id, b.off)) {
+                apply_put(b.id, older->first, older->second);  // keeps its place
+                fell_back = true;
+                what += ", which fell back to its previous version";
+            } else {
+                apply_remove(b.id);
+            }
+            if (n++ < 8) damage += (n > 1 ? "; " : "") + what;
+        }
+        if (n == 0) return false;  // another load set them aside
+        damage = "held " + std::to_string(n) +
+                 " record(s) that passed their checksum but cannot be decoded: " + damage +
+                 (n > 8 ? "; ..." : "") + "; set them aside and kept every other record";
+        try {
+            set_aside(lk, damage);
+        } catch (const std::exception& e) {
+            diagnostics_.push_back({make_error_code(errc::storage_corrupt),
+                                    "syncvault: journal " + path_.string() + " " + damage +
+                                        ", but could not keep the damaged file (" + e.what() +
+                                        "): the records stay in it and are found again at the next open"});
+        }
+        if (!lk.owns_lock()) lk.lock();
+        return fell_back;
     }
 
     // Keeps the damaged file under another name (a hard link: no copy, atomic), then rewrites
-    // the journal from what was recovered and reports both names.
-    void set_aside(std::unique_lock<std::mutex>& lk, std::uint64_t off, std::size_t records,
-                   const char* problem)
+    // the journal from what was recovered (the index) and reports both names; `damage` says
+    // what was wrong and what was kept. Throws as `fail_open` if it cannot.
+    void set_aside(std::unique_lock<std::mutex>& lk, const std::string& damage)
     {
         const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
         const auto day = std::chrono::floor<std::chrono::days>(now);
@@ -816,13 +950,11 @@ private:
         }
         if (auto ec = journal_sync_dir(dir_)) fail_open("cannot sync " + dir_.string(), ec);
         if (run_compaction(lk)) fail_open("cannot rewrite " + path_.string(), last_error_);
-        diagnostics_.push_back(
-            {make_error_code(errc::storage_corrupt),
-             "syncvault: journal " + path_.string() + " was damaged at byte " + std::to_string(off) +
-                 " (" + problem + "); kept the " + std::to_string(records) +
-                 " records before it (" + std::to_string(index_.size()) +
-                 " actions); the damaged file, with everything after that byte, is kept as " +
-                 aside.string()});
+        diagnostics_.push_back({make_error_code(errc::storage_corrupt),
+                                "syncvault: journal " + path_.string() + " " + damage + " (" +
+                                    std::to_string(index_.size()) +
+                                    " actions now); the damaged file, as it was, is kept as " +
+                                    aside.string()});
     }
 
     std::filesystem::path dir_, path_, lock_path_, temp_path_;
@@ -843,7 +975,7 @@ private:
     std::uint64_t retry_compaction_at_ = 0;
     mutable std::error_code last_error_;
 
-    journal_index index_;
+    Index index_;
     std::uint64_t live_bytes_ = 0;
     std::vector<diagnostic> diagnostics_;
     file_journal_stats stats_;
@@ -882,7 +1014,7 @@ public:
 
     /** Opens the journal in `directory` with every option spelled out. */
     file_journal(std::filesystem::path directory, file_journal_options options)
-        : impl_(std::make_unique<detail::journal_impl>(std::move(directory), std::move(options)))
+        : impl_(std::make_unique<detail::journal_impl<>>(std::move(directory), std::move(options)))
     {
     }
 
@@ -931,7 +1063,7 @@ private:
         return cfg.storage_path;
     }
 
-    std::unique_ptr<detail::journal_impl> impl_;
+    std::unique_ptr<detail::journal_impl<>> impl_;
 };
 
 static_assert(syncvault::storage<file_journal>);

@@ -11,11 +11,24 @@
  * that keeps its data in SQLite can inspect the queue with `sqlite3`
  * (`SELECT path, attempts FROM syncvault_actions WHERE state = 'dead'`). `body` is a BLOB, so any
  * bytes survive; `headers` is JSON text (`[["name", "value"], ...]`); times are milliseconds since
- * the Unix epoch. The rowid (`position`) is the insertion order: an update keeps it, a save after
+ * the Unix epoch. `extra` holds the fields added since 0.1 (`lane`, `coalesce_key`, `after`,
+ * `answered`) as one JSON object with the record codec's names (`{"lane": "uploads",
+ * "after": ["..."]}`), NULL when none is set: later fields need no new column and no migration. The rowid (`position`) is the insertion order: an update keeps it, a save after
  * a remove gets a new, larger one, so `load_all` is FIFO. `PRAGMA application_id` marks the file
  * as syncvault's and `PRAGMA user_version` holds the schema version (`schema_version`); on open
  * an unknown version, or an SQLite database that belongs to someone else, is refused with
- * `std::system_error` and left untouched, as is a file that is not SQLite at all.
+ * `std::system_error` and left untouched, as is a file that is not SQLite at all. A version 1
+ * database (syncvault 0.1) is migrated in place, in one transaction, when it is opened: it gains
+ * the `extra` column and keeps every row.
+ *
+ * ## Rows that cannot be read back
+ * A row `load_all` cannot decode (a column of the wrong type, an unknown method, malformed
+ * headers or `extra`: edited by hand, or written by a buggy tool) never fails the load: it is
+ * moved, as it was, into `syncvault_quarantine` (the same columns, plus `reason` and
+ * `quarantined_at_ms`; created with the first such row), every other row is returned, and a `diagnostic` with
+ * `errc::storage_corrupt` naming the row waits in `take_diagnostics()` (the vault reports it to
+ * the application). If even the move fails, the row stays where it is, is skipped, and the
+ * diagnostic says so.
  *
  * ## Exclusive
  * The connection runs with `locking_mode=EXCLUSIVE` and takes the write lock while opening, so
@@ -74,6 +87,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace syncvault {
@@ -153,13 +167,13 @@ inline bool headers_from_json(std::string_view text, std::vector<header>& out)
 
 /**
  * A `syncvault::storage` in one SQLite table; see the file comment for the database layout,
- * locking, durability and errors. Models the optional hooks `save_batch` and `flush`, and is
- * `thread_safe`. Movable; a moved-from instance answers every call with `errc::storage_failed`.
+ * locking, durability and errors. Models the optional hooks `save_batch`, `flush` and
+ * `take_diagnostics`, and is `thread_safe`. Movable; a moved-from instance answers every call with `errc::storage_failed`.
  */
 class sqlite_storage {
 public:
     /// The `PRAGMA user_version` this code writes and accepts.
-    static constexpr int schema_version = 1;
+    static constexpr int schema_version = 2;
     /// The `PRAGMA application_id` that marks a database as syncvault's ("SyVa").
     static constexpr std::int32_t application_id = 0x53795661;
     /// Calls may come from several threads at once (the vault then lets inserts group-commit).
@@ -263,6 +277,14 @@ public:
         return impl_->exec("PRAGMA wal_checkpoint(TRUNCATE)", "flush");
     }
 
+    /** Rows set aside since the last call (see "Rows that cannot be read back"). */
+    std::vector<diagnostic> take_diagnostics()
+    {
+        if (!impl_) return {};
+        std::lock_guard lock(impl_->db_mutex);
+        return std::exchange(impl_->diagnostics, {});
+    }
+
     /** SQLite's message for the most recent failed call ("database or disk is full"...), or empty. */
     std::string last_error_message() const
     {
@@ -310,11 +332,12 @@ private:
         sqlite_storage_options opts;
         sqlite3* db = nullptr;
         detail::sqlite_stmt update_, insert_, remove_, clear_, select_, begin_, commit_, rollback_,
-            sync_full_, sync_normal_;
+            sync_full_, sync_normal_, quarantine_, unquarantined_;
 
         mutable std::mutex db_mutex;  // guards db, its statements, sync_level and last_error
         int sync_level = -1;          // the connection's current PRAGMA synchronous
         std::string last_error;
+        std::vector<diagnostic> diagnostics;  // rows set aside, until take_diagnostics()
         std::atomic<std::size_t> count{0};
 
         // Group commit (LevelDB's writer queue): the front writer commits everyone queued.
@@ -349,7 +372,7 @@ private:
         {
             // Statements first: sqlite3_close refuses a connection with live statements.
             for (auto* s : {&update_, &insert_, &remove_, &clear_, &select_, &begin_, &commit_,
-                            &rollback_, &sync_full_, &sync_normal_})
+                            &rollback_, &sync_full_, &sync_normal_, &quarantine_, &unquarantined_})
                 s->reset();
             if (db) sqlite3_close(db);  // checkpoints the WAL, fsyncing it, and deletes it
             db = nullptr;
@@ -439,7 +462,7 @@ private:
                 fail_open(SQLITE_OK, "not a syncvault database (application_id " +
                                          std::to_string(app_id) + ", " + std::to_string(objects) +
                                          " schema objects): give sqlite_storage a file of its own");
-            if (!fresh && version != schema_version)
+            if (!fresh && version != schema_version && version != 1)
                 fail_open(SQLITE_OK, "unknown schema version " + std::to_string(version) +
                                          " (this syncvault reads version " +
                                          std::to_string(schema_version) +
@@ -468,7 +491,8 @@ private:
                           " created_at_ms INTEGER NOT NULL,"
                           " next_attempt_at_ms INTEGER NOT NULL,"
                           " last_status INTEGER NOT NULL,"
-                          " last_error INTEGER NOT NULL)",
+                          " last_error INTEGER NOT NULL,"
+                          " extra TEXT)",  // JSON object of the 0.2+ fields, NULL when none
                           "cannot create the table");
                 open_exec(("PRAGMA application_id=" + std::to_string(application_id)).c_str(),
                           "cannot mark the database");
@@ -478,6 +502,16 @@ private:
                                       "name = 'syncvault_actions'",
                                       "cannot read the database schema") != 1) {
                 fail_open(SQLITE_CORRUPT, "the syncvault_actions table is missing");
+            } else if (version == 1) {
+                // 0.1's schema: the same table without `extra`. ALTER TABLE ADD COLUMN rewrites
+                // no row; the whole migration commits with the transaction, or not at all.
+                if (open_query_int("SELECT count(*) FROM pragma_table_info('syncvault_actions') "
+                                   "WHERE name = 'extra'",
+                                   "cannot read the database schema") == 0)
+                    open_exec("ALTER TABLE syncvault_actions ADD COLUMN extra TEXT",
+                              "cannot migrate the table to schema version 2");
+                open_exec(("PRAGMA user_version=" + std::to_string(schema_version)).c_str(),
+                          "cannot set the schema version");
             }
             open_exec("COMMIT", "cannot lock the database");
             count = std::size_t(open_query_int("SELECT count(*) FROM syncvault_actions",
@@ -485,24 +519,50 @@ private:
 
             constexpr const char* columns =
                 "id, method, path, body, headers, idempotency_key, attempts, sequence, state, "
-                "created_at_ms, next_attempt_at_ms, last_status, last_error";
+                "created_at_ms, next_attempt_at_ms, last_status, last_error, extra";
             update_ = prepare("UPDATE syncvault_actions SET method = ?2, path = ?3, body = ?4, "
                               "headers = ?5, idempotency_key = ?6, attempts = ?7, sequence = ?8, "
                               "state = ?9, created_at_ms = ?10, next_attempt_at_ms = ?11, "
-                              "last_status = ?12, last_error = ?13 WHERE id = ?1");
+                              "last_status = ?12, last_error = ?13, extra = ?14 WHERE id = ?1");
             insert_ = prepare((std::string("INSERT INTO syncvault_actions (") + columns +
-                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
+                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
                                   .c_str());
             remove_ = prepare("DELETE FROM syncvault_actions WHERE id = ?1");
             clear_ = prepare("DELETE FROM syncvault_actions");
             select_ = prepare((std::string("SELECT ") + columns +
-                               " FROM syncvault_actions ORDER BY position")
+                               ", position FROM syncvault_actions ORDER BY position")
                                   .c_str());
+            unquarantined_ = prepare("DELETE FROM syncvault_actions WHERE position = ?1");
             begin_ = prepare("BEGIN IMMEDIATE");
             commit_ = prepare("COMMIT");
             rollback_ = prepare("ROLLBACK");
             sync_full_ = prepare("PRAGMA synchronous=FULL");
             sync_normal_ = prepare("PRAGMA synchronous=NORMAL");
+        }
+
+        // Where rows that cannot be decoded are kept, as they were: the actions table's columns
+        // without types (a misfit value is kept as is), why, and when. Created with the first
+        // such row (inside its transaction), so a healthy database keeps one table.
+        std::error_code prepare_quarantine()
+        {
+            if (quarantine_) return {};
+            if (auto ec = exec("CREATE TABLE IF NOT EXISTS syncvault_quarantine ("
+                               " position, id, method, path, body, headers, idempotency_key, attempts,"
+                               " sequence, state, created_at_ms, next_attempt_at_ms, last_status,"
+                               " last_error, extra, reason TEXT NOT NULL, quarantined_at_ms INTEGER NOT NULL)",
+                               "set aside a row"))
+                return ec;
+            constexpr const char* columns =
+                "id, method, path, body, headers, idempotency_key, attempts, sequence, state, "
+                "created_at_ms, next_attempt_at_ms, last_status, last_error, extra";
+            const std::string sql = std::string("INSERT INTO syncvault_quarantine (position, ") + columns +
+                                    ", reason, quarantined_at_ms) SELECT position, " + columns +
+                                    ", ?2, ?3 FROM syncvault_actions WHERE position = ?1";
+            sqlite3_stmt* raw = nullptr;
+            if (int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr); rc != SQLITE_OK)
+                return fail(rc, "set aside a row");
+            quarantine_.reset(raw);
+            return {};
         }
 
         std::error_code fail(int rc, std::string_view op)
@@ -543,7 +603,16 @@ private:
             return {};
         }
 
-        static void bind(sqlite3_stmt* s, const sync_action& a, const std::string& headers)
+        // The `extra` column of `a`: its 0.2+ fields as a JSON object, or empty for NULL.
+        static std::string extra_of(const sync_action& a)
+        {
+            boost::json::object o;
+            detail::encode_action_extras(a, o);
+            return o.empty() ? std::string() : boost::json::serialize(o);
+        }
+
+        static void bind(sqlite3_stmt* s, const sync_action& a, const std::string& headers,
+                         const std::string& extra)
         {
             auto text = [&](int i, std::string_view v) {
                 sqlite3_bind_text64(s, i, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8);
@@ -562,14 +631,19 @@ private:
             sqlite3_bind_int64(s, 11, detail::to_epoch_ms(a.next_attempt_at));
             sqlite3_bind_int64(s, 12, a.last_status);
             sqlite3_bind_int64(s, 13, a.last_error);
+            if (extra.empty())
+                sqlite3_bind_null(s, 14);
+            else
+                text(14, extra);
         }
 
         // Updates the row `a.id` if there is one, in its own lazily synced transaction.
         std::error_code update_lazily(const sync_action& a, bool& updated)
         {
             const auto headers = detail::headers_to_json(a.headers);
+            const auto extra = extra_of(a);
             detail::sqlite_stmt_scope scope(update_.get());
-            bind(update_.get(), a, headers);
+            bind(update_.get(), a, headers, extra);
             if (auto ec = run(update_.get(), lazy_level, "save")) return ec;
             updated = sqlite3_changes(db) > 0;
             return {};
@@ -580,8 +654,9 @@ private:
         {
             if (auto ec = set_sync(durable_level())) return ec;
             const auto headers = detail::headers_to_json(a.headers);
+            const auto extra = extra_of(a);
             detail::sqlite_stmt_scope scope(insert_.get());
-            bind(insert_.get(), a, headers);
+            bind(insert_.get(), a, headers, extra);
             if (auto ec = step(insert_.get(), "save")) return ec;
             ++count;
             return {};
@@ -602,14 +677,15 @@ private:
             for (std::size_t i = 0; i < n && !ec; ++i) {
                 const sync_action& a = get(i);
                 const auto headers = detail::headers_to_json(a.headers);
+                const auto extra = extra_of(a);
                 {
                     detail::sqlite_stmt_scope scope(update_.get());
-                    bind(update_.get(), a, headers);
+                    bind(update_.get(), a, headers, extra);
                     if ((ec = step(update_.get(), "save"))) break;
                 }
                 if (sqlite3_changes(db) > 0) continue;
                 detail::sqlite_stmt_scope scope(insert_.get());
-                bind(insert_.get(), a, headers);
+                bind(insert_.get(), a, headers, extra);
                 if (!(ec = step(insert_.get(), "save"))) ++inserted;
             }
             if (!ec) {
@@ -656,30 +732,96 @@ private:
             return ec;
         }
 
+        struct bad_row {
+            std::int64_t position;
+            std::string id, why;
+        };
+
         result<std::vector<sync_action>> load_all()
         {
-            auto* s = select_.get();
-            detail::sqlite_stmt_scope scope(s);
             std::vector<sync_action> out;
-            out.reserve(count.load());
-            for (;;) {
-                int rc = sqlite3_step(s);
-                if (rc == SQLITE_DONE) break;
-                if (rc != SQLITE_ROW) return fail(rc, "load_all");
-                auto a = decode_row(s);
-                if (!a) return a.error();
-                out.push_back(std::move(*a));
+            std::vector<bad_row> bad;
+            {
+                auto* s = select_.get();
+                detail::sqlite_stmt_scope scope(s);
+                out.reserve(count.load());
+                for (;;) {
+                    int rc = sqlite3_step(s);
+                    if (rc == SQLITE_DONE) break;
+                    if (rc != SQLITE_ROW) return fail(rc, "load_all");
+                    std::string why;
+                    if (auto a = decode_row(s, why))
+                        out.push_back(std::move(*a));
+                    else
+                        bad.push_back({sqlite3_column_int64(s, 14), row_id_text(s), std::move(why)});
+                }
             }
+            for (auto& b : bad) set_aside(b);
             return out;
         }
 
-        result<sync_action> decode_row(sqlite3_stmt* s)
+        static std::string row_id_text(sqlite3_stmt* s)
         {
-            std::string row_id;
-            auto corrupt = [&](std::string_view why) -> std::error_code {
-                last_error = "sqlite_storage load_all: row \"" + row_id + "\": " + std::string(why);
+            const auto* p = sqlite3_column_text(s, 0);  // whatever the type, as text
+            return p ? std::string(reinterpret_cast<const char*>(p), std::size_t(sqlite3_column_bytes(s, 0)))
+                     : std::string("NULL");
+        }
+
+        // Moves the row at `b.position` into the quarantine table in one durable transaction
+        // and reports it; if that fails, the row stays, skipped, and the report says so.
+        void set_aside(const bad_row& b)
+        {
+            const std::string what = "sqlite_storage \"" + path.string() + "\": row " +
+                                     std::to_string(b.position) + " (id \"" + b.id +
+                                     "\") cannot be read back (" + b.why + ")";
+            std::error_code ec = set_sync(full_level);
+            if (!ec) {
+                detail::sqlite_stmt_scope scope(begin_.get());
+                ec = step(begin_.get(), "set aside a row");
+            }
+            if (!ec) ec = prepare_quarantine();
+            if (!ec) {
+                const auto now = detail::to_epoch_ms(std::chrono::system_clock::now());
+                detail::sqlite_stmt_scope scope(quarantine_.get());
+                sqlite3_bind_int64(quarantine_.get(), 1, b.position);
+                sqlite3_bind_text64(quarantine_.get(), 2, b.why.data(), b.why.size(), SQLITE_STATIC, SQLITE_UTF8);
+                sqlite3_bind_int64(quarantine_.get(), 3, now);
+                ec = step(quarantine_.get(), "set aside a row");
+            }
+            bool moved = false;
+            if (!ec) {
+                detail::sqlite_stmt_scope scope(unquarantined_.get());
+                sqlite3_bind_int64(unquarantined_.get(), 1, b.position);
+                ec = step(unquarantined_.get(), "set aside a row");
+                moved = !ec && sqlite3_changes(db) > 0;
+            }
+            if (!ec) {
+                detail::sqlite_stmt_scope scope(commit_.get());
+                ec = step(commit_.get(), "set aside a row");
+            }
+            if (ec) {
+                moved = false;
+                quarantine_.reset();  // its table may have been rolled back with the rest
+                if (!sqlite3_get_autocommit(db)) {
+                    detail::sqlite_stmt_scope scope(rollback_.get());
+                    sqlite3_step(rollback_.get());
+                }
+            }
+            if (moved) count.fetch_sub(1);
+            diagnostics.push_back(
+                {make_error_code(errc::storage_corrupt),
+                 what + (moved ? "; moved as it was to the table syncvault_quarantine"
+                               : "; skipped, and left in place: it could not be moved to the table "
+                                 "syncvault_quarantine (" + last_error + ")")});
+        }
+
+        result<sync_action> decode_row(sqlite3_stmt* s, std::string& why)
+        {
+            auto corrupt = [&](std::string_view reason) -> std::error_code {
+                why = reason;
                 return make_error_code(errc::storage_corrupt);
             };
+            std::string row_id;
             auto bytes = [&](int i, int type, std::string& out) {
                 if (sqlite3_column_type(s, i) != type) return false;
                 const void* p = type == SQLITE_BLOB ? sqlite3_column_blob(s, i)
@@ -713,6 +855,9 @@ private:
             a.method = *m;
             if (!detail::headers_from_json(headers, a.headers)) return corrupt("headers are not [[name, value], ...]");
             if (state != "pending" && state != "dead") return corrupt("unknown state \"" + state + "\"");
+            auto is_int = [](std::int64_t v) { return v >= INT32_MIN && v <= INT32_MAX; };
+            if (attempts < 0 || !is_int(attempts) || !is_int(status) || !is_int(error))
+                return corrupt("attempts, last_status or last_error is out of range");
             a.state = state == "dead" ? action_state::dead : action_state::pending;
             a.attempts = int(attempts);
             a.sequence = static_cast<std::uint64_t>(sequence);
@@ -720,6 +865,16 @@ private:
             a.next_attempt_at = detail::from_epoch_ms(next);
             a.last_status = int(status);
             a.last_error = int(error);
+            if (sqlite3_column_type(s, 13) != SQLITE_NULL) {
+                std::string extra;
+                if (!bytes(13, SQLITE_TEXT, extra)) return corrupt("extra is not text");
+                boost::json::parse_options opts;
+                opts.allow_invalid_utf8 = true;  // lanes and keys are kept as given
+                boost::system::error_code jec;
+                auto v = boost::json::parse(extra, jec, {}, opts);
+                if (jec || !v.is_object() || !detail::decode_action_extras(v.get_object(), a))
+                    return corrupt("extra is not a JSON object of 0.2 fields");
+            }
             return a;
         }
     };
@@ -731,6 +886,7 @@ static_assert(syncvault::storage<sqlite_storage>);
 static_assert(syncvault::batch_storage<sqlite_storage>);
 static_assert(syncvault::flushable_storage<sqlite_storage>);
 static_assert(syncvault::thread_safe_storage<sqlite_storage>);
+static_assert(syncvault::diagnosing_storage<sqlite_storage>);
 
 } // namespace syncvault
 

@@ -6,7 +6,8 @@
  * `testing::fake_transport`: a scripted `syncvault::transport`. Each `send` takes the next
  * scripted outcome (a response or an error), or the default (200, empty body) once the script is
  * used up, and records the request it saw, headers included. Copies share one script and one
- * log (it is a handle): keep one in the test, give one to the vault.
+ * log (it is a handle): keep one in the test, give one to the vault. Thread-safe: scripts,
+ * sends and queries may come from any threads at once (`thread_safe` is true).
  *
  * @code
  * syncvault::testing::fake_transport net;
@@ -32,6 +33,10 @@ namespace syncvault::testing {
 
 class fake_transport {
 public:
+    /** Every member may be called from any thread, `send` from several at once: each scripted
+     *  outcome goes to exactly one call, in the order the calls reach the script. */
+    static constexpr bool thread_safe = true;
+
     fake_transport() : state_(std::make_shared<state>()) {}
 
     /** Scripts the next response. `delay` passes on the attached clock (or really, if none). */
@@ -70,7 +75,8 @@ public:
         state_->clock = std::move(clock);
     }
 
-    /** Runs inside every `send`, before its outcome is chosen (tests hold a transfer open here). */
+    /** Runs inside every `send`, before its outcome is chosen (tests hold a transfer open here).
+     *  Called without the fake's lock, so concurrent sends may run it at once. */
     void on_send(std::function<void(const http_request&)> hook)
     {
         std::lock_guard lock(state_->mutex);
@@ -94,7 +100,8 @@ public:
         std::lock_guard lock(state_->mutex);
         return state_->script.size();
     }
-    /** Largest number of `send` calls seen running at once (the vault promises 1). */
+    /** Largest number of `send` calls seen running at once (1 unless the vault sends
+     *  concurrently, which it may with `vault_config::max_in_flight` above 1). */
     int max_concurrent_sends() const
     {
         std::lock_guard lock(state_->mutex);
@@ -110,8 +117,16 @@ public:
             state_->max_in_send = std::max(state_->max_in_send, ++state_->in_send);
             hook = state_->hook;
         }
+        struct leave_send {  // also when the hook throws
+            state& s;
+            ~leave_send()
+            {
+                std::lock_guard lock(s.mutex);
+                --s.in_send;
+            }
+        } guard{*state_};
         if (hook) hook(request);
-        step next{state_->fallback, {}};
+        std::optional<step> next;
         std::optional<fake_clock> clock;
         {
             std::lock_guard lock(state_->mutex);
@@ -119,19 +134,17 @@ public:
                 next = std::move(state_->script.front());
                 state_->script.pop_front();
             } else {
-                next.outcome = state_->fallback;
+                next = step{state_->fallback, {}};
             }
             clock = state_->clock;
         }
-        if (next.delay.count() > 0) {
+        if (next->delay.count() > 0) {
             if (clock)
-                clock->advance(next.delay);
+                clock->advance(next->delay);
             else
-                std::this_thread::sleep_for(next.delay);
+                std::this_thread::sleep_for(next->delay);
         }
-        std::lock_guard lock(state_->mutex);
-        --state_->in_send;
-        return next.outcome;
+        return std::move(next->outcome);
     }
 
 private:
@@ -160,6 +173,7 @@ private:
 };
 
 static_assert(syncvault::transport<fake_transport>);
+static_assert(syncvault::concurrent_transport<fake_transport>);
 
 } // namespace syncvault::testing
 

@@ -21,7 +21,8 @@
  * calling `make()` again, so a model that locks its store exclusively works. With
  * `durable = true` the laws also check that a new instance returns what the previous one stored.
  * Times in the actions the laws save are whole milliseconds: a model may keep times to the
- * millisecond.
+ * millisecond. Every field counts, release 0.2's too (`lane` and `coalesce_key` of any bytes,
+ * several `after` ids in order, `answered`), set and unset again by updates.
  */
 
 #include <syncvault/action.hpp>
@@ -168,6 +169,17 @@ inline std::string describe_difference(const sync_action& want, const sync_actio
         return who + "last_status: expected " + num(want.last_status) + ", got " + num(got.last_status);
     if (want.last_error != got.last_error)
         return who + "last_error: expected " + num(want.last_error) + ", got " + num(got.last_error);
+    if (want.lane != got.lane) return who + "lane: " + bytes_difference(want.lane, got.lane);
+    if (want.coalesce_key != got.coalesce_key)
+        return who + "coalesce_key: " + bytes_difference(want.coalesce_key, got.coalesce_key);
+    if (want.after.size() != got.after.size())
+        return who + "after: expected " + num(want.after.size()) + " ids, got " + num(got.after.size());
+    for (std::size_t i = 0; i < want.after.size(); ++i)
+        if (want.after[i] != got.after[i])
+            return who + "after[" + num(i) + "]: " + bytes_difference(want.after[i], got.after[i]);
+    if (want.answered != got.answered)
+        return who + "answered: expected " + num(want.answered) + ", got " + num(got.answered);
+    if (!(want == got)) return who + "differs in a field the laws do not name";
     return {};
 }
 
@@ -227,6 +239,7 @@ public:
         run("save after remove goes last", [&] { save_after_remove(); });
         run("clear", [&] { clear_law(); });
         run("every field round-trips", [&] { fields_round_trip(); });
+        run("0.2 fields round-trip (lane, coalesce_key, after, answered)", [&] { extras_round_trip(); });
         run("bodies keep any bytes", [&] { any_bytes(); });
         run("large bodies", [&] { large_bodies(); });
         run("random mix keeps FIFO order", [&] { random_mix(); });
@@ -347,11 +360,22 @@ private:
         a.next_attempt_at = ms_time(jan_2026_ms + 60'000);
         a.last_status = 503;
         a.last_error = 8;
+        a.lane = "lane-\xc3\xa9";
+        a.coalesce_key = "doc/7";
+        a.after = {"first", "second"};
+        a.answered = 2;
         save(*s, m, a);
         expect(*s, m, "after an update");
         a.state = action_state::pending;
         a.sequence = 78;
         a.attempts = 0;
+        save(*s, m, a);
+        expect(*s, m, "after updating a dead action back to pending");
+        // Fields set once and unset again must read back unset.
+        a.lane.clear();
+        a.coalesce_key.clear();
+        a.after.clear();
+        a.answered = 0;
         save(*s, m, a);
         save(*s, m, a);  // the same value twice is still one action
         expect(*s, m, "after updating twice");
@@ -470,6 +494,74 @@ private:
         expect(*s, m, "after saving every method, state and extreme value");
     }
 
+    // Release 0.2's fields: lanes and keys of any text, several dependencies, answered counts,
+    // each alone and all together, pending and dead, updated and kept across a reopen.
+    void extras_round_trip()
+    {
+        auto s = open_empty();
+        reference_model m;
+        const std::string lanes[] = {"uploads", "caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+                                     std::string("nul\0inside", 11), "\"quoted\" \\ lane", " "};
+        int n = 0;
+        auto next = [&](std::string_view what) {
+            auto a = sample_action("extra-" + std::string(what) + "-" + std::to_string(n), std::uint64_t(n + 1));
+            ++n;
+            return a;
+        };
+        for (const auto& lane : lanes) {
+            auto a = next("lane");
+            a.lane = lane;
+            save(*s, m, a);
+        }
+        auto key = next("coalesce");
+        key.coalesce_key = "cl\xc3\xa9/\xf0\x9f\x94\x91";
+        save(*s, m, key);
+        auto one = next("after");
+        one.after = {"extra-lane-0"};
+        save(*s, m, one);
+        auto several = next("after");
+        several.after = {"a", "b\xc3\xa9", "extra-lane-0", "", "a"};  // duplicates kept as given
+        save(*s, m, several);
+        auto answered = next("answered");
+        answered.attempts = 5;
+        answered.answered = 3;
+        save(*s, m, answered);
+        auto all = next("all");
+        all.lane = lanes[1];
+        all.coalesce_key = "k";
+        all.after = {"x", "y", "z"};
+        all.answered = std::numeric_limits<int>::max();
+        all.attempts = std::numeric_limits<int>::max();
+        all.state = action_state::dead;
+        all.last_status = -1;  // a transport may report any int
+        save(*s, m, all);
+        expect(*s, m, "after saving actions with 0.2 fields");
+        all.lane = "moved lane";
+        all.after = {"only"};
+        all.answered = 1;
+        save(*s, m, all);
+        several.after.clear();
+        several.lane = lanes[0];
+        save(*s, m, several);
+        expect(*s, m, "after updating 0.2 fields");
+        if constexpr (batch_storage<Storage>) {
+            auto b1 = next("batch");
+            b1.lane = lanes[1];
+            b1.after = {"extra-all-9", "extra-answered-8"};
+            auto b2 = key;
+            b2.coalesce_key.clear();
+            b2.answered = 4;
+            std::vector<sync_action> group = {b1, b2};
+            ok(s->save_batch(std::span<const sync_action>(group)), "save_batch() with 0.2 fields");
+            for (const auto& x : group) m.save(x);
+            expect(*s, m, "after save_batch() with 0.2 fields");
+        }
+        if (opts_.durable) {
+            reopen(s);
+            expect(*s, m, "after a reopen");
+        }
+    }
+
     void any_bytes()
     {
         auto s = open_empty();
@@ -551,6 +643,9 @@ private:
             a.body.assign(pick(48), '\0');
             for (auto& c : a.body) c = char(gen() & 0xff);
             if (pick(5) == 0) a.state = action_state::dead;
+            if (pick(3) == 0) a.lane = pick(2) ? "l\xc3\xa4ne-" + std::to_string(pick(3)) : "upload";
+            if (pick(6) == 0) a.after = {"mix-" + std::to_string(pick(next_id)), "mix-" + std::to_string(pick(next_id))};
+            if (pick(8) == 0) a.coalesce_key = "key-" + std::to_string(pick(4));
             return a;
         };
         auto existing = [&]() -> const sync_action& { return m.rows()[pick(m.rows().size())]; };
@@ -568,6 +663,8 @@ private:
                 a.next_attempt_at = ms_time(jan_2026_ms + std::int64_t(pick(1'000'000)));
                 a.last_status = int(pick(600));
                 a.last_error = int(pick(14));
+                if (pick(2) == 0) ++a.answered;
+                if (pick(8) == 0) a.after.clear();
                 if (pick(4) == 0) {  // dead letter, or requeue
                     a.state = a.state == action_state::dead ? action_state::pending : action_state::dead;
                     a.sequence = ++sequence;
@@ -693,7 +790,10 @@ private:
         auto dead = *m.find("r1");
         dead.state = action_state::dead;
         dead.attempts = 4;
+        dead.answered = 4;
         dead.last_status = 422;
+        dead.lane = "\xd0\xbb\xd0\xb5\xd0\xb9\xd0\xbd";
+        dead.after = {"r0", "r2"};
         save(*s, m, dead);
         auto retried = *m.find("r3");
         retried.attempts = 2;

@@ -3,32 +3,40 @@
 
 /**
  * @file
- * `curl_transport`: the reference `syncvault::transport`, built on libcurl (7.85 or newer).
- * Link CMake target `syncvault::curl`.
+ * `curl_transport`: the reference `syncvault::transport`, built on libcurl (7.85 or newer, with
+ * the header API). Link CMake target `syncvault::curl`.
  */
 
 #include <syncvault/action.hpp>
 #include <syncvault/concepts/transport.hpp>
 #include <syncvault/config.hpp>
+#include <syncvault/detail/saturating_chrono.hpp>
 #include <syncvault/error.hpp>
 
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
+#include <limits>
+#include <list>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #if LIBCURL_VERSION_NUM < 0x075500
-#error "syncvault::curl_transport needs libcurl 7.85 or newer (CURLOPT_PROTOCOLS_STR)"
+#error "syncvault::curl_transport needs libcurl 7.85 or newer (CURLOPT_PROTOCOLS_STR, curl_easy_nextheader)"
 #endif
 
 namespace syncvault {
@@ -49,31 +57,90 @@ struct curl_easy_deleter {
 struct curl_multi_deleter {
     void operator()(CURLM* m) const noexcept { curl_multi_cleanup(m); }
 };
+struct curl_share_deleter {
+    void operator()(CURLSH* s) const noexcept { curl_share_cleanup(s); }
+};
 struct curl_slist_deleter {
     void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
 };
 
-/** `s` without leading and trailing spaces, tabs, CR and LF. */
-constexpr std::string_view trim_http_whitespace(std::string_view s) noexcept
+/**
+ * `d` for libcurl's `CURLOPT_CONNECTTIMEOUT_MS`: 0 stays 0 (libcurl's default, 300 s); anything
+ * else is clamped to `INT_MAX` ms (24.8 days), which libcurl adds to its clock safely, so
+ * `milliseconds::max()` means "no limit" in effect instead of an overflow.
+ */
+inline long curl_timeout_ms(std::chrono::milliseconds d) noexcept
 {
-    constexpr std::string_view ws = " \t\r\n";
-    const auto first = s.find_first_not_of(ws);
-    if (first == std::string_view::npos) return {};
-    return s.substr(first, s.find_last_not_of(ws) - first + 1);
+    if (d.count() <= 0) return 0;
+    return static_cast<long>(std::min<std::chrono::milliseconds::rep>(d.count(), std::numeric_limits<int>::max()));
 }
 
-/** The connection, the request in flight and what has come back of it, at a stable address
- *  (libcurl's callbacks point here), so that `curl_transport` itself can move. */
-struct curl_state {
-    std::unique_ptr<CURLM, curl_multi_deleter> multi;  // owns the connection cache (keep-alive)
-    std::unique_ptr<CURL, curl_easy_deleter> easy;     // reused for every request
-    std::atomic<bool> cancel_requested{false};
+/** What every transfer of one transport is set up with. */
+struct curl_settings {
+    long connect_timeout_ms = 0;
+    std::chrono::milliseconds receive_timeout{0};  // longest silence; 0: no limit
+    std::size_t max_response_bytes = 0;            // 0: no cap
+    bool verify_peer = true;
+    std::string ca_file;
+};
 
-    std::chrono::milliseconds receive_timeout{0};
-    std::size_t max_response_bytes = 0;
+/**
+ * The caches all transfers of one transport share through libcurl's share interface: DNS and
+ * TLS sessions, each behind its own mutex. Connections are not shared this way: libcurl does
+ * not support a shared connection cache used by concurrent threads (its known bug "A shared
+ * connection cache is not thread-safe"); each slot's multi handle keeps its own connection
+ * alive instead, and slots are reused, so a connection is too.
+ */
+class curl_share {
+public:
+    curl_share() : handle_(curl_share_init())
+    {
+        if (!handle_) throw std::runtime_error("curl_transport: curl_share_init failed");
+        CURLSH* s = handle_.get();
+        curl_share_setopt(s, CURLSHOPT_LOCKFUNC, &curl_share::lock);
+        curl_share_setopt(s, CURLSHOPT_UNLOCKFUNC, &curl_share::unlock);
+        curl_share_setopt(s, CURLSHOPT_USERDATA, this);
+        curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);  // a no-op without TLS
+    }
+    curl_share(const curl_share&) = delete;
+    curl_share& operator=(const curl_share&) = delete;
+
+    CURLSH* get() const noexcept { return handle_.get(); }
+
+private:
+    std::mutex& mutex_for(curl_lock_data data) noexcept
+    {
+        const auto i = static_cast<std::size_t>(data);
+        return mutexes_[i < mutexes_.size() ? i : 0];
+    }
+    static void lock(CURL*, curl_lock_data data, curl_lock_access, void* self) noexcept
+    {
+        static_cast<curl_share*>(self)->mutex_for(data).lock();
+    }
+    static void unlock(CURL*, curl_lock_data data, void* self) noexcept
+    {
+        static_cast<curl_share*>(self)->mutex_for(data).unlock();
+    }
+
+    std::array<std::mutex, CURL_LOCK_DATA_LAST> mutexes_;  // outlive the handle (its cleanup locks)
+    std::unique_ptr<CURLSH, curl_share_deleter> handle_;
+};
+
+/**
+ * One transfer at a time: an easy handle, the multi handle that drives it (so that the wait can
+ * be woken by `cancel()` and bounded at millisecond resolution), and what has come back. Slots
+ * are reused; the multi handle's connection cache keeps the connection alive for the next
+ * transfer (keep-alive). Lives at a stable address: libcurl's callbacks point here.
+ */
+struct curl_slot {
+    std::unique_ptr<CURLM, curl_multi_deleter> multi;  // destroyed after the easy handle
+    std::unique_ptr<CURL, curl_easy_deleter> easy;
+    std::atomic<bool> cancel_requested{false};         // set by cancel() from any thread
+    const curl_settings* settings = nullptr;
 
     // Per transfer; touched only by the thread in send().
-    http_response response;
+    std::string body;
     std::size_t received_bytes = 0;
     bool too_large = false;
     bool request_sent = false;  // the connection is up and the request is on its way
@@ -83,7 +150,7 @@ struct curl_state {
 
     void begin_transfer()
     {
-        response = {};
+        body.clear();
         received_bytes = 0;
         too_large = false;
         request_sent = false;
@@ -92,66 +159,39 @@ struct curl_state {
         error_buffer[0] = '\0';
     }
 
-    // Counts bytes against the cap; false when it is exceeded.
+    // Counts bytes (headers and body) against the cap; false when it is exceeded.
     bool account(std::size_t n) noexcept
     {
         last_activity = std::chrono::steady_clock::now();
         received_bytes += n;
-        if (max_response_bytes != 0 && received_bytes > max_response_bytes) too_large = true;
+        if (settings->max_response_bytes != 0 && received_bytes > settings->max_response_bytes) too_large = true;
         return !too_large;
     }
 
     static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* self) noexcept
     {
-        auto& s = *static_cast<curl_state*>(self);
+        auto& s = *static_cast<curl_slot*>(self);
         if (!s.account(size * n)) return 0;  // any short count aborts with CURLE_WRITE_ERROR
         try {
-            s.response.body.append(data, size * n);
+            s.body.append(data, size * n);
         } catch (...) {
             return 0;
         }
         return size * n;
     }
 
-    static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self) noexcept
+    // Header lines are only counted here; libcurl's header API hands over the final
+    // response's fields, parsed and unfolded, once the transfer is done.
+    static std::size_t on_header(char*, std::size_t size, std::size_t n, void* self) noexcept
     {
-        auto& s = *static_cast<curl_state*>(self);
-        if (!s.account(size * n)) return 0;
-        try {
-            s.add_header_line(std::string_view(data, size * n));
-        } catch (...) {
-            return 0;
-        }
-        return size * n;
-    }
-
-    void add_header_line(std::string_view line)
-    {
-        // A status line starts a new response: an interim 1xx's headers are not the final ones.
-        if (line.starts_with("HTTP/")) {
-            response.headers.clear();
-            return;
-        }
-        if (line.empty() || trim_http_whitespace(line).empty()) return;
-        if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding
-            if (!response.headers.empty()) {
-                auto& v = response.headers.back().value;
-                v += ' ';
-                v += trim_http_whitespace(line);
-            }
-            return;
-        }
-        const auto colon = line.find(':');
-        if (colon == std::string_view::npos) return;
-        response.headers.push_back({std::string(trim_http_whitespace(line.substr(0, colon))),
-                                    std::string(trim_http_whitespace(line.substr(colon + 1)))});
+        return static_cast<curl_slot*>(self)->account(size * n) ? size * n : 0;
     }
 
     // Called once the connection is up (new or reused), just before the request goes out:
     // from here on the receive timeout ("longest silence") applies instead of the connect one.
     static int on_prereq(void* self, char*, char*, int, int) noexcept
     {
-        auto& s = *static_cast<curl_state*>(self);
+        auto& s = *static_cast<curl_slot*>(self);
         s.request_sent = true;
         s.last_activity = std::chrono::steady_clock::now();
         return CURL_PREREQFUNC_OK;
@@ -160,7 +200,7 @@ struct curl_state {
     // Upload progress counts as activity too (a large body being sent is not silence).
     static int on_progress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) noexcept
     {
-        auto& s = *static_cast<curl_state*>(self);
+        auto& s = *static_cast<curl_slot*>(self);
         if (ulnow != s.uploaded) {
             s.uploaded = ulnow;
             s.last_activity = std::chrono::steady_clock::now();
@@ -169,6 +209,20 @@ struct curl_state {
     }
 };
 
+/** Everything one `curl_transport` owns, at a stable address (the transport itself moves). */
+struct curl_pool {
+    curl_settings settings;
+    curl_share share;  // outlives every slot: easy handles detach from it when cleaned up
+
+    std::mutex mutex;
+    // Guarded by `mutex`. Nodes move between the lists by splice (no allocation, no throw);
+    // idle slots are taken from the back, so the warmest connection is reused first.
+    std::list<std::unique_ptr<curl_slot>> idle, busy;
+    std::string last_error;
+};
+
+/** libcurl's result as an `errc`: TLS failures keep their cause, the rest of the network
+ *  failures are `connection_failed`. */
 inline std::error_code curl_error_to_errc(CURLcode rc) noexcept
 {
     switch (rc) {
@@ -178,55 +232,90 @@ inline std::error_code curl_error_to_errc(CURLcode rc) noexcept
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_BAD_FUNCTION_ARGUMENT: return errc::invalid_request;
     case CURLE_OUT_OF_MEMORY: return std::make_error_code(std::errc::not_enough_memory);
-    default: return errc::connection_failed;  // refused, reset, DNS, TLS, nothing received...
+    case CURLE_SSL_CONNECT_ERROR:          // handshake failed
+    case CURLE_PEER_FAILED_VERIFICATION:   // certificate or host name not trusted
+    case CURLE_SSL_CERTPROBLEM:            // our client certificate
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED: return errc::tls_failed;
+    default: return errc::connection_failed;  // refused, reset, DNS, nothing received...
     }
 }
 
 } // namespace detail
 
 /**
- * Sends requests with libcurl, over one reused connection where the server allows (keep-alive).
+ * Sends requests with libcurl, reusing connections where the server allows (keep-alive).
  *
+ * - **Thread-safe** (`thread_safe` is true): `send` may run on several threads at once. Each
+ *   concurrent transfer gets its own easy handle from a small pool of reusable ones (as many
+ *   as ever ran at once); every handle keeps its connection open for the next transfer, and
+ *   all of them share the DNS cache and TLS sessions (libcurl's share interface), so a new
+ *   connection to a known server skips the lookup and resumes the TLS session. Used from one
+ *   thread, it is one handle and one connection, as before. (Connections themselves are not
+ *   put in the share: libcurl does not support a connection cache shared by concurrent
+ *   threads.)
  * - Connect timeout: `vault_config::connect_timeout`, for DNS, TCP and the TLS handshake
- *   (zero: libcurl's default, 300 s).
+ *   (zero: libcurl's default, 300 s; at most `INT_MAX` ms, so `milliseconds::max()` is no
+ *   limit in effect).
  * - Receive timeout: `vault_config::receive_timeout` is the longest silence once the request is
  *   on its way: the transfer fails with `errc::timeout` when no byte has been sent or received
  *   for that long (a slow but steady download goes on). Measured with millisecond resolution by
- *   the transport's own wait loop, not by libcurl's whole-second low-speed check. Zero: no limit.
+ *   the transport's own wait loop, not by libcurl's whole-second low-speed check. Zero, or a
+ *   value too large for the clock (`milliseconds::max()`): no limit.
  * - TLS: peer and host verification on; `tls_ca_file` replaces the system CA bundle;
  *   `tls_insecure_skip_verify` turns verification off (tests against throwaway servers only).
  * - Redirects are not followed (a 3xx is returned as is); only http and https are allowed.
+ *   The response's headers are the final response's (not a 1xx's), in order, as libcurl's
+ *   header API gives them (names as sent, values trimmed and unfolded).
  * - At most `max_response_bytes` of headers plus body are accepted (0: no cap); beyond that
  *   the transfer fails with `errc::response_too_large`.
  * - Errors: `errc::timeout`, `errc::cancelled`, `errc::response_too_large`,
- *   `errc::invalid_request` (malformed URL), else `errc::connection_failed` (refused, reset,
- *   DNS, TLS, no answer). `last_error_message()` keeps libcurl's detail.
- * - `cancel()` may be called from any thread: it aborts the transfer in progress at once
- *   (libcurl's wait is woken with `curl_multi_wakeup`), and `send` returns `errc::cancelled`.
- *   Each `send` starts uncancelled, so a cancel that lands when no transfer runs has no
- *   effect; a caller that may race with the start of a transfer repeats it until the sender
- *   is done (as `background_sync` does).
+ *   `errc::tls_failed` (handshake, certificate or host verification: retryable, a captive
+ *   portal causes it too), `errc::invalid_request` (malformed URL), else
+ *   `errc::connection_failed` (refused, reset, DNS, no answer). libcurl's own text for a
+ *   failure comes with it through `send(request, details)`; `last_error_message()` keeps the
+ *   most recent one of any thread.
+ * - `cancel()` may be called from any thread: it aborts every transfer in progress at once
+ *   (each one's wait is woken with `curl_multi_wakeup`), and each of those `send`s returns
+ *   `errc::cancelled`. A `send` that starts after it is not affected, so a cancel that lands
+ *   when no transfer runs has no effect; a caller that may race with the start of a transfer
+ *   repeats it until the sender is done (as `background_sync` does).
  *
- * Not thread-safe apart from `cancel()`: one `send` at a time (the vault guarantees it).
- * Movable; a moved-from transport can only be destroyed or assigned to.
+ * Movable; a moved-from transport can only be destroyed or assigned to. Destroy it only when
+ * no `send` runs.
  *
  * @code
  * syncvault::curl_transport t{cfg};
- * auto r = t.send({syncvault::http_method::get, "https://example.com/health", {}, {}});
+ * syncvault::send_details details;
+ * auto r = t.send({syncvault::http_method::get, "https://example.com/health", {}, {}}, details);
  * if (r) std::cout << r->status << '\n';
+ * else std::cout << r.error().message() << ": " << details.error_message << '\n';
  * @endcode
  */
 class curl_transport {
 public:
+    /** `send` may be called from several threads at once (see `concurrent_transport`). */
+    static constexpr bool thread_safe = true;
+
     /** Default timeouts and limits of `vault_config`. */
     curl_transport() : curl_transport(vault_config{}) {}
 
     /**
      * Reads the timeouts, TLS settings and response cap from `cfg`.
      * @throws std::invalid_argument naming the field for a negative timeout or a missing
-     *         `tls_ca_file`; std::runtime_error when libcurl cannot be set up.
+     *         `tls_ca_file`; std::runtime_error when libcurl cannot be set up or lacks the
+     *         header API.
      */
-    explicit curl_transport(const vault_config& cfg) : s_(std::make_unique<detail::curl_state>())
+    explicit curl_transport(const vault_config& cfg)
     {
         if (cfg.connect_timeout.count() < 0)
             throw std::invalid_argument("vault_config::connect_timeout must not be negative");
@@ -239,65 +328,163 @@ public:
                                             cfg.tls_ca_file.string());
         }
         detail::curl_global_init_once();
-        s_->multi.reset(curl_multi_init());
-        s_->easy.reset(curl_easy_init());
-        if (!s_->multi || !s_->easy) throw std::runtime_error("curl_transport: libcurl init failed");
-        s_->receive_timeout = cfg.receive_timeout;
-        s_->max_response_bytes = cfg.max_response_bytes;
+        p_ = std::make_unique<detail::curl_pool>();
+        auto& settings = p_->settings;
+        settings.connect_timeout_ms = detail::curl_timeout_ms(cfg.connect_timeout);
+        settings.receive_timeout = cfg.receive_timeout;
+        settings.max_response_bytes = cfg.max_response_bytes;
+        settings.verify_peer = !cfg.tls_insecure_skip_verify;
+        settings.ca_file = cfg.tls_ca_file.string();
 
-        CURL* h = s_->easy.get();
-        set(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
-        set(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        set(h, CURLOPT_FOLLOWLOCATION, 0L);
-        set(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg.connect_timeout.count()));
-        set(h, CURLOPT_SSL_VERIFYPEER, cfg.tls_insecure_skip_verify ? 0L : 1L);
-        set(h, CURLOPT_SSL_VERIFYHOST, cfg.tls_insecure_skip_verify ? 0L : 2L);
-        if (!cfg.tls_ca_file.empty()) set(h, CURLOPT_CAINFO, cfg.tls_ca_file.c_str());
-        set(h, CURLOPT_TCP_KEEPALIVE, 1L);
-        set(h, CURLOPT_ERRORBUFFER, s_->error_buffer);
-        set(h, CURLOPT_WRITEFUNCTION, &detail::curl_state::on_body);
-        set(h, CURLOPT_WRITEDATA, s_.get());
-        set(h, CURLOPT_HEADERFUNCTION, &detail::curl_state::on_header);
-        set(h, CURLOPT_HEADERDATA, s_.get());
-        set(h, CURLOPT_PREREQFUNCTION, &detail::curl_state::on_prereq);
-        set(h, CURLOPT_PREREQDATA, s_.get());
-        set(h, CURLOPT_XFERINFOFUNCTION, &detail::curl_state::on_progress);
-        set(h, CURLOPT_XFERINFODATA, s_.get());
-        set(h, CURLOPT_NOPROGRESS, 0L);
+        // The first slot now: setup failures surface here, not at the first send.
+        auto first = make_slot();
+        if (!first) throw std::runtime_error("curl_transport: libcurl init failed");
+        curl_header* unused = nullptr;
+        if (curl_easy_header(first->easy.get(), "Date", 0, CURLH_HEADER, -1, &unused) == CURLHE_NOT_BUILT_IN)
+            throw std::runtime_error("curl_transport: libcurl was built without its header API");
+        p_->idle.push_back(std::move(first));
     }
 
     curl_transport(curl_transport&&) noexcept = default;
     curl_transport& operator=(curl_transport&&) noexcept = default;
 
     /** Performs `r`; any HTTP status is a response, an error means no usable answer. Never throws. */
-    result<http_response> send(const http_request& r) noexcept
+    result<http_response> send(const http_request& r) noexcept { return send_reporting(r, nullptr); }
+
+    /** As `send(r)`, and on failure puts libcurl's text for it in `details.error_message`. */
+    result<http_response> send(const http_request& r, send_details& details) noexcept
     {
-        try {
-            return perform_request(r);
-        } catch (...) {  // only allocation can throw in there
-            return std::make_error_code(std::errc::not_enough_memory);
-        }
+        details.error_message.clear();
+        return send_reporting(r, &details);
     }
 
     /**
-     * Aborts the `send` in progress, from any thread: it returns `errc::cancelled` promptly.
-     * No effect when none is in progress (the next `send` starts afresh). Safe at any time.
+     * Aborts every `send` in progress, from any thread: each returns `errc::cancelled`
+     * promptly. No effect on a `send` that starts later. Safe at any time.
      */
     void cancel() noexcept
     {
-        if (!s_) return;
-        s_->cancel_requested.store(true);
-        curl_multi_wakeup(s_->multi.get());  // thread-safe; a wakeup before the wait is kept
+        if (!p_) return;
+        std::lock_guard lock(p_->mutex);
+        for (const auto& slot : p_->busy) {
+            slot->cancel_requested.store(true);
+            curl_multi_wakeup(slot->multi.get());  // thread-safe; a wakeup before the wait is kept
+        }
     }
 
-    /** libcurl's message for the last failed `send` (empty if it gave none). */
-    std::string_view last_error_message() const noexcept { return s_ ? s_->error_buffer : ""; }
+    /** libcurl's message for the most recent failed `send` on any thread (empty if none). With
+     *  concurrent sends, prefer `send(r, details)`, which reports per call. */
+    std::string last_error_message() const
+    {
+        if (!p_) return {};
+        std::lock_guard lock(p_->mutex);
+        return p_->last_error;
+    }
 
 private:
-    result<http_response> perform_request(const http_request& r)
+    using slot_list = std::list<std::unique_ptr<detail::curl_slot>>;
+
+    /** A slot taken out of the idle list for one transfer; back to idle when it ends. */
+    class lease {
+    public:
+        lease(detail::curl_pool& p, slot_list::iterator it) noexcept : p_(p), it_(it) {}
+        lease(const lease&) = delete;
+        lease& operator=(const lease&) = delete;
+        ~lease()
+        {
+            std::lock_guard lock(p_.mutex);
+            p_.idle.splice(p_.idle.end(), p_.busy, it_);
+        }
+        detail::curl_slot& operator*() const noexcept { return **it_; }
+
+    private:
+        detail::curl_pool& p_;
+        slot_list::iterator it_;
+    };
+
+    result<http_response> send_reporting(const http_request& r, send_details* details) noexcept
     {
-        auto& s = *s_;
-        s.cancel_requested.store(false);  // a cancel aborts only a transfer it finds running
+        if (!p_) return errc::invalid_config;  // moved from
+        std::string message;
+        result<http_response> out = errc::connection_failed;
+        try {
+            out = perform_request(r, message);
+        } catch (...) {  // only allocation can throw in there
+            out = std::make_error_code(std::errc::not_enough_memory);
+            message = "out of memory";
+        }
+        if (!out) {
+            try {
+                if (message.empty()) message = std::error_code(out.error()).message();
+                if (details) details->error_message = message;
+                std::lock_guard lock(p_->mutex);
+                p_->last_error = std::move(message);
+            } catch (...) {  // the message is a courtesy: keep the error
+            }
+        }
+        return out;
+    }
+
+    std::unique_ptr<detail::curl_slot> make_slot() const
+    {
+        auto slot = std::make_unique<detail::curl_slot>();
+        slot->multi.reset(curl_multi_init());
+        slot->easy.reset(curl_easy_init());
+        if (!slot->multi || !slot->easy) return nullptr;
+        const auto& settings = p_->settings;
+        slot->settings = &settings;
+
+        CURL* h = slot->easy.get();
+        set(h, CURLOPT_SHARE, p_->share.get());
+        set(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
+        set(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        set(h, CURLOPT_FOLLOWLOCATION, 0L);
+        set(h, CURLOPT_CONNECTTIMEOUT_MS, settings.connect_timeout_ms);
+        set(h, CURLOPT_SSL_VERIFYPEER, settings.verify_peer ? 1L : 0L);
+        set(h, CURLOPT_SSL_VERIFYHOST, settings.verify_peer ? 2L : 0L);
+        if (!settings.ca_file.empty()) set(h, CURLOPT_CAINFO, settings.ca_file.c_str());
+        set(h, CURLOPT_TCP_KEEPALIVE, 1L);
+        set(h, CURLOPT_ERRORBUFFER, slot->error_buffer);
+        set(h, CURLOPT_WRITEFUNCTION, &detail::curl_slot::on_body);
+        set(h, CURLOPT_WRITEDATA, slot.get());
+        set(h, CURLOPT_HEADERFUNCTION, &detail::curl_slot::on_header);
+        set(h, CURLOPT_HEADERDATA, slot.get());
+        set(h, CURLOPT_PREREQFUNCTION, &detail::curl_slot::on_prereq);
+        set(h, CURLOPT_PREREQDATA, slot.get());
+        set(h, CURLOPT_XFERINFOFUNCTION, &detail::curl_slot::on_progress);
+        set(h, CURLOPT_XFERINFODATA, slot.get());
+        set(h, CURLOPT_NOPROGRESS, 0L);
+        return slot;
+    }
+
+    /** An idle slot (or a new one) moved to the busy list, uncancelled. */
+    std::optional<lease> acquire()
+    {
+        auto& p = *p_;
+        {
+            std::lock_guard lock(p.mutex);
+            if (!p.idle.empty()) {
+                p.busy.splice(p.busy.end(), p.idle, std::prev(p.idle.end()));
+                auto it = std::prev(p.busy.end());
+                (*it)->cancel_requested.store(false);  // a cancel aborts only transfers it finds running
+                return std::optional<lease>(std::in_place, p, it);
+            }
+        }
+        auto fresh = make_slot();  // outside the lock: more transfers at once than ever before
+        if (!fresh) return std::nullopt;
+        std::lock_guard lock(p.mutex);
+        p.busy.push_back(std::move(fresh));
+        return std::optional<lease>(std::in_place, p, std::prev(p.busy.end()));
+    }
+
+    result<http_response> perform_request(const http_request& r, std::string& message)
+    {
+        auto taken = acquire();
+        if (!taken) {
+            message = "libcurl could not make a handle";
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        auto& s = **taken;
         CURL* h = s.easy.get();
 
         std::unique_ptr<curl_slist, detail::curl_slist_deleter> headers;
@@ -339,16 +526,21 @@ private:
         }
 
         s.begin_transfer();
-        auto outcome = perform();
+        http_response response;
+        auto outcome = perform(s, response.headers);
         // The options point into `r` and `headers`: leave no dangling pointer behind.
         set(h, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
         set(h, CURLOPT_POSTFIELDS, static_cast<const char*>(nullptr));
-        if (!outcome) return outcome.error();
+        if (!outcome) {
+            message = s.error_buffer;
+            return outcome.error();
+        }
 
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        s.response.status = static_cast<int>(status);
-        return std::move(s.response);
+        response.status = static_cast<int>(status);
+        response.body = std::move(s.body);
+        return response;
     }
 
     template <class V>
@@ -367,16 +559,30 @@ private:
         return true;
     }
 
-    // Runs the transfer through the multi handle so that the wait can be woken by cancel()
-    // and bounded by the receive timeout at millisecond resolution.
-    result<void> perform()
+    // The final response's fields (not a 1xx's, not a proxy's CONNECT answer), in order.
+    static void collect_headers(CURL* h, std::vector<header>& out)
+    {
+        curl_header* field = nullptr;
+        while ((field = curl_easy_nextheader(h, CURLH_HEADER, -1, field)) != nullptr)
+            out.push_back({field->name, field->value});
+    }
+
+    // Runs the transfer through the slot's multi handle so that the wait can be woken by
+    // cancel() and bounded by the receive timeout at millisecond resolution. On success the
+    // response's headers are in `headers`; on failure the error buffer says why.
+    static result<void> perform(detail::curl_slot& s, std::vector<header>& headers)
     {
         using namespace std::chrono;
-        auto& s = *s_;
         CURLM* m = s.multi.get();
         CURL* h = s.easy.get();
         if (curl_multi_add_handle(m, h) != CURLM_OK) return errc::connection_failed;
+        struct detach {  // mid-transfer, removing the handle closes the connection
+            CURLM* m;
+            CURL* h;
+            ~detach() { curl_multi_remove_handle(m, h); }
+        } detach_on_exit{m, h};
 
+        const auto receive_timeout = s.settings->receive_timeout;
         std::error_code aborted;
         int running = 1;
         for (;;) {
@@ -391,12 +597,13 @@ private:
                 break;
             }
             auto wait = milliseconds(1'000);  // libcurl shortens it to its own timers
-            if (s.request_sent && s.receive_timeout.count() > 0) {
-                const auto left =
-                    duration_cast<milliseconds>(s.last_activity + s.receive_timeout - steady_clock::now());
+            if (s.request_sent && receive_timeout.count() > 0) {
+                // Saturating: receive_timeout may be milliseconds::max() (no limit).
+                const auto deadline = detail::saturating_add(s.last_activity, receive_timeout);
+                const auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
                 if (left.count() <= 0) {
                     std::snprintf(s.error_buffer, sizeof s.error_buffer, "no data for %lld ms",
-                                  static_cast<long long>(s.receive_timeout.count()));
+                                  static_cast<long long>(receive_timeout.count()));
                     aborted = errc::timeout;
                     break;
                 }
@@ -407,26 +614,33 @@ private:
                 break;
             }
         }
+        if (aborted) return aborted;
 
         CURLcode rc = CURLE_OK;
-        if (!aborted) {
-            int left = 0;
-            while (CURLMsg* msg = curl_multi_info_read(m, &left))
-                if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) rc = msg->data.result;
+        int left = 0;
+        while (CURLMsg* msg = curl_multi_info_read(m, &left))
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) rc = msg->data.result;
+        if (s.too_large) {
+            std::snprintf(s.error_buffer, sizeof s.error_buffer, "response over %zu bytes (max_response_bytes)",
+                          s.settings->max_response_bytes);
+            return errc::response_too_large;
         }
-        curl_multi_remove_handle(m, h);  // mid-transfer, this closes the connection
-
-        if (aborted) return aborted;
-        if (s.too_large) return errc::response_too_large;
-        if (rc != CURLE_OK) return detail::curl_error_to_errc(rc);
+        if (rc != CURLE_OK) {
+            if (s.error_buffer[0] == '\0')
+                std::snprintf(s.error_buffer, sizeof s.error_buffer, "%s", curl_easy_strerror(rc));
+            return detail::curl_error_to_errc(rc);
+        }
+        collect_headers(h, headers);
         return {};
     }
 
-    std::unique_ptr<detail::curl_state> s_;
+    std::unique_ptr<detail::curl_pool> p_;
 };
 
 static_assert(syncvault::transport<curl_transport>);
 static_assert(syncvault::cancellable_transport<curl_transport>);
+static_assert(syncvault::concurrent_transport<curl_transport>);
+static_assert(syncvault::detailed_transport<curl_transport>);
 
 } // namespace syncvault
 
