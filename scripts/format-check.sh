@@ -20,6 +20,14 @@ files=(
   include/syncvault/testing/simulation/*.hpp
   tests/simulation/simulation_tests.cpp
   conan/test_package/test_package.cpp
+  include/syncvault/detail/file_layer.hpp
+  include/syncvault/detail/file_handle.hpp
+  include/syncvault/detail/file_layer_posix.hpp
+  include/syncvault/detail/file_layer_win32.hpp
+  tests/windows/main.cpp
+  tests/windows/child_process.hpp
+  tests/windows/file_journal_windows_tests.cpp
+  tests/windows/network_windows_tests.cpp
 )
 format=$(command -v clang-format-14 || command -v clang-format)
 "$format" --dry-run --Werror "${files[@]}"

@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(g++ clang cmake ninja-build ccache libboost1.81-dev libboost-json1.81-dev
           libboost-url1.81-dev catch2 libcurl4-openssl-dev libsqlite3-dev libssl-dev openssl
-          libclang-rt-14-dev clang-format python3)
+          libclang-rt-14-dev clang-format python3
+          g++-mingw-w64-x86-64-posix wine64)  # the `windows` stage: MinGW-w64 cross build, Wine
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,9 @@
 #include <syncvault/testing/storage_laws.hpp>
 
 #include <syncvault/storage/memory_storage.hpp>
+#ifndef SYNCVAULT_TESTS_NO_SQLITE  // the MinGW build (tests/windows) has no SQLite
 #include <syncvault/storage/sqlite_storage.hpp>
+#endif
 #if __has_include(<syncvault/storage/file_journal.hpp>)
 #include <syncvault/storage/file_journal.hpp>
 #define SYNCVAULT_TESTS_HAVE_FILE_JOURNAL 1
@@ -167,6 +169,7 @@ TEST_CASE("memory_storage keeps the storage laws, across handles too", "[conform
     require_no_violation(check_storage_laws([&] { return shared; }, durable_laws()));
 }
 
+#ifndef SYNCVAULT_TESTS_NO_SQLITE
 TEST_CASE("sqlite_storage keeps the storage laws in every durability mode", "[conformance][storage]")
 {
     auto mode = GENERATE(syncvault::durability::per_record, syncvault::durability::group_commit,
@@ -186,6 +189,7 @@ TEST_CASE("sqlite_storage built from a vault_config keeps the storage laws", "[c
     cfg.storage_path = dir / "nested" / "queue";
     require_no_violation(check_storage_laws([&] { return syncvault::sqlite_storage(cfg); }, durable_laws()));
 }
+#endif
 
 #ifdef SYNCVAULT_TESTS_HAVE_FILE_JOURNAL
 TEST_CASE("file_journal keeps the storage laws in every durability mode", "[conformance][storage]")

@@ -3,8 +3,8 @@
 
 // A fresh directory per test, removed with everything in it when the test ends.
 
-#include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -15,9 +15,20 @@ class temp_dir {
 public:
     explicit temp_dir(const std::string& prefix = "syncvault")
     {
-        std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
-        path_ = pattern;
+        // mkdtemp's contract with std::filesystem alone (Windows has no mkdtemp): a new name,
+        // created by this call, never one that existed.
+        static thread_local std::mt19937_64 rng{std::random_device{}()};
+        const auto base = std::filesystem::temp_directory_path();
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            auto candidate = base / (prefix + "-" + std::to_string(rng() % 1000000000000u));
+            std::error_code ec;
+            if (std::filesystem::create_directory(candidate, ec)) {
+                path_ = std::move(candidate);
+                return;
+            }
+            if (ec && ec != std::errc::file_exists) break;
+        }
+        throw std::runtime_error("cannot create a temporary directory for " + prefix);
     }
     ~temp_dir()
     {

@@ -14,9 +14,13 @@
  *   actions saved since the last `flush()`.
  * - Updates and removes are written before they return (a process crash keeps them) and synced
  *   lazily: by the next inserting save, `flush()`, or the destructor.
- * - One process, one instance: an exclusive `flock` on `syncvault.journal.lock`; a second
- *   instance, in this process or another, throws `std::system_error` with `errc::storage_locked`.
- * - Files are created 0600; the directory is synced when a file is created or replaced.
+ * - One process, one instance: an exclusive lock on `syncvault.journal.lock` (`flock`;
+ *   `LockFileEx` on Windows); a second instance, in this process or another, throws
+ *   `std::system_error` with `errc::storage_locked`.
+ * - Files are created 0600 (on Windows: a DACL for the creating user alone); the directory is
+ *   synced when a file is created or replaced, where the platform has directory sync. "Synced"
+ *   is `fdatasync`, `F_FULLFSYNC` on Apple, `FlushFileBuffers` on Windows
+ *   (detail/file_layer.hpp).
  * - Opening recovers (SPEC 9.1 "Recovery"):
  *   - a torn tail, the last writes before a crash or power cut (a record cut short, or whole in
  *     length but with a bad checksum, with no whole record after it), is truncated away
@@ -73,7 +77,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -87,10 +91,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 namespace syncvault {
 
@@ -156,14 +156,17 @@ public:
         if (made) (void)journal_sync_dir(parent_of(dir_));
 
         take_lock();
-        if (::unlink(temp_path_.c_str()) != 0 && errno != ENOENT)  // a compaction cut short
-            fail_open("cannot remove " + temp_path_.string(), journal_errno());
+        if (auto ec = file_finish_replace(path_))  // a replace cut short (Windows' two-step fallback)
+            fail_open("cannot finish replacing " + path_.string(), ec);
+        if (auto ec = file_remove(temp_path_))  // a compaction cut short
+            fail_open("cannot remove " + temp_path_.string(), ec);
 
-        int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        const bool created = fd >= 0;
-        if (fd < 0 && errno == EEXIST) fd = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
-        if (fd < 0) fail_open("cannot open " + path_.string(), journal_errno());
-        file_ = std::make_shared<journal_fd>(fd);
+        journal_fd file;
+        auto open_ec = file_open(path_, file_open_mode::create_new, file);
+        const bool created = !open_ec;
+        if (open_ec == std::errc::file_exists) open_ec = file_open(path_, file_open_mode::open_existing, file);
+        if (open_ec) fail_open("cannot open " + path_.string(), open_ec);
+        file_ = std::make_shared<journal_fd>(std::move(file));
 
         std::unique_lock lk(mu_);
         if (created) {
@@ -437,23 +440,19 @@ private:
 
     void take_lock()
     {
-        int fd = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) fail_open("cannot open " + lock_path_.string(), journal_errno());
-        lock_fd_ = journal_fd{fd};
-        while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            if (errno == EINTR) continue;
-            if (errno == EWOULDBLOCK)
-                throw std::system_error(make_error_code(errc::storage_locked),
-                                        "syncvault: journal " + path_.string() +
-                                            " is open in another vault or process");
-            fail_open("cannot lock " + lock_path_.string(), journal_errno());
-        }
+        if (auto ec = file_open(lock_path_, file_open_mode::open_or_create, lock_fd_))
+            fail_open("cannot open " + lock_path_.string(), ec);
+        bool held = false;
+        if (auto ec = file_try_lock(lock_fd_.get(), held)) fail_open("cannot lock " + lock_path_.string(), ec);
+        if (held)
+            throw std::system_error(make_error_code(errc::storage_locked),
+                                    "syncvault: journal " + path_.string() + " is open in another vault or process");
     }
 
     std::error_code write_magic()
     {
         if (auto ec = journal_pwrite(file_->get(), journal_magic, journal_magic_size, 0)) return ec;
-        if (::ftruncate(file_->get(), journal_magic_size) != 0) return journal_errno();
+        if (auto ec = file_truncate(file_->get(), journal_magic_size)) return ec;
         if (auto ec = journal_datasync(file_->get())) return ec;
         end_ = synced_ = journal_magic_size;
         return {};
@@ -484,7 +483,7 @@ private:
     {
         if (auto ec = journal_pwrite(file_->get(), rec.data(), rec.size(), end_)) {
             last_error_ = ec;
-            if (::ftruncate(file_->get(), static_cast<off_t>(end_)) != 0) failed_ = true;
+            if (file_truncate(file_->get(), end_)) failed_ = true;
             return detail::storage_failure(ec);
         }
         end_ += rec.size();
@@ -590,7 +589,7 @@ private:
     }
 
     // Copies [from, to) of `src` to the end of `dst`.
-    static std::error_code copy_range(int src, std::uint64_t from, std::uint64_t to, int dst,
+    static std::error_code copy_range(native_file src, std::uint64_t from, std::uint64_t to, native_file dst,
                                       std::uint64_t& dst_end, std::string& buf)
     {
         buf.resize(1u << 20);
@@ -626,8 +625,8 @@ private:
         lk.unlock();
 
         std::error_code ec;
-        journal_fd tmp{::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
-        if (!tmp) ec = journal_errno();
+        journal_fd tmp;
+        ec = file_open(temp_path_, file_open_mode::create_or_truncate, tmp);
         std::uint64_t tmp_end = 0;
         std::string buf;
         if (!ec) {
@@ -672,9 +671,9 @@ private:
             ec = copy_range(src->get(), copied, end_, tmp.get(), tmp_end, buf);
             if (!ec) ec = journal_datasync(tmp.get());
         }
-        if (!ec && ::rename(temp_path_.c_str(), path_.c_str()) != 0) ec = journal_errno();
+        if (!ec) ec = file_replace(temp_path_, path_);
         if (ec) {
-            ::unlink(temp_path_.c_str());
+            (void)file_remove(temp_path_);
             compacting_ = false;
             retry_compaction_at_ = end_ + std::max<std::uint64_t>(opts_.compaction_floor, 1u << 20);
             last_error_ = ec;
@@ -822,8 +821,7 @@ private:
             // A torn tail: the last writes before a crash or power cut, cut short or half on the
             // disk (whatever the damage, no whole record follows it). Only a record that was
             // never synced, so never acknowledged, can be torn: dropping it loses nothing.
-            if (::ftruncate(file_->get(), static_cast<off_t>(off)) != 0)
-                fail_open("cannot truncate " + path_.string(), journal_errno());
+            if (auto ec = file_truncate(file_->get(), off)) fail_open("cannot truncate " + path_.string(), ec);
             if (auto ec = journal_datasync(file_->get())) fail_open("cannot sync " + path_.string(), ec);
         }
         if (!skipped.empty()) {
@@ -921,27 +919,34 @@ private:
     // what was wrong and what was kept. Throws as `fail_open` if it cannot.
     void set_aside(std::unique_lock<std::mutex>& lk, const std::string& damage)
     {
-        const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-        std::tm utc{};
-        ::gmtime_r(&now, &utc);
+        const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+        const auto day = std::chrono::floor<std::chrono::days>(now);
+        const std::chrono::year_month_day ymd{day};
+        const std::chrono::hh_mm_ss hms{now - day};
         char stamp[32];
-        std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+        std::snprintf(stamp, sizeof stamp, "%04d%02u%02uT%02d%02d%02dZ", int(ymd.year()), unsigned(ymd.month()),
+                      unsigned(ymd.day()), int(hms.hours().count()), int(hms.minutes().count()),
+                      int(hms.seconds().count()));
         std::filesystem::path aside;
         for (int i = 1;; ++i) {
             aside = path_;
             aside += ".corrupt-";
             aside += stamp;
             if (i > 1) aside += "-" + std::to_string(i);
-            if (::link(path_.c_str(), aside.c_str()) == 0) break;
-            if (errno == EEXIST) continue;
-            std::error_code ec;  // no hard links here: copy
+            std::error_code ec, ignored;
+            if (std::filesystem::exists(aside, ignored)) continue;
+            std::filesystem::create_hard_link(path_, aside, ec);
+            if (!ec) break;
+            if (std::filesystem::exists(aside, ignored)) continue;
+            // No hard links here: copy.
             if (!std::filesystem::copy_file(path_, aside, ec)) {
-                if (ec == std::errc::file_exists) continue;
+                if (std::filesystem::exists(aside, ignored)) continue;
                 fail_open("cannot set aside the damaged journal " + path_.string() + " as " + aside.string(), ec);
             }
-            journal_fd copy{::open(aside.c_str(), O_RDONLY | O_CLOEXEC)};
-            if (!copy || ::fsync(copy.get()) != 0)
-                fail_open("cannot sync " + aside.string(), journal_errno());
+            journal_fd copy;
+            if (!ec) ec = file_open(aside, file_open_mode::open_existing, copy);
+            if (!ec) ec = journal_datasync(copy.get());
+            if (ec) fail_open("cannot sync " + aside.string(), ec);
             break;
         }
         if (auto ec = journal_sync_dir(dir_)) fail_open("cannot sync " + dir_.string(), ec);
