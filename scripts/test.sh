@@ -7,7 +7,8 @@
 #           (syncvault_header_tests), compile-fail tests, consumers of the installed package,
 #           of the build tree and of add_subdirectory, the Conan recipe and its test_package
 #   asan    ASan+UBSan (clang): the unit tests and, once it exists, syncvault_storage_tests
-#   tsan    TSan (clang): the unit tests tagged [thread], the threaded simulation ([threaded])
+#   tsan    TSan (clang): the unit tests tagged [thread], the threaded simulation ([threaded]),
+#           concurrent curl_transport transfers ([thread] integration tests)
 #   windows MinGW-w64 cross build of tests/windows, run under Wine: the vault's unit tests, the
 #           storage laws over memory_storage and file_journal, and file_journal's Win32 process
 #           tests (TerminateProcess of a writer, a cut at every byte, the lock across processes)
@@ -87,13 +88,16 @@ if want tsan; then
     cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER="$clangxx" \
           -DCMAKE_CXX_FLAGS="-O1 -fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
           -DSYNCVAULT_BUILD_EXAMPLES=OFF -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
-    cmake --build "$build" -j2 --target syncvault_unit_tests syncvault_simulation_tests
+    cmake --build "$build" -j2 --target syncvault_unit_tests syncvault_simulation_tests syncvault_integration_tests
     # Catch2 runs every test case tagged [thread] (the vault's, the fakes', the UI bindings'),
     # then the threaded simulation: concurrent posters and pollers with faults.
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
         "$build/tests/syncvault_unit_tests" "[thread]" --reporter compact
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
         "$build/tests/syncvault_simulation_tests" "[threaded]" --reporter compact
+    # Concurrent transfers through one thread-safe curl_transport against the loopback server.
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        "$build/tests/syncvault_integration_tests" "[thread]" --reporter compact
     took "stage tsan ([thread] tests, [threaded] simulation)" $((SECONDS - start))
 fi
 

@@ -190,7 +190,11 @@ public:
      * first retryable failure; dead-letters permanent failures and goes on. Returns the number
      * of successes; 0 at once when offline or when every drain slot (`max_in_flight`) is taken.
      */
-    std::size_t process_queue() { return drain(false); }
+    std::size_t process_queue()
+    {
+        note_driven();
+        return drain(false);
+    }
 
     /**
      * Does all work due at `clock().now()` (a connectivity probe, due attempts) and says when
@@ -558,6 +562,31 @@ private:
 
     void set_paused(bool paused);
 
+    /** poll() or process_queue() ran: the queue is being driven. */
+    void note_driven()
+    {
+        std::lock_guard lock(mutex_);
+        undriven_since_.reset();
+    }
+
+    /**
+     * Actions wait and nothing has driven the vault for a minute, and no background_sync is
+     * attached: the most common mistake (forgetting the driver) says so once, as a diagnostic.
+     */
+    void check_driven(time_point t)
+    {
+        if (drivers_.load() != 0 || undriven_reported_) return;
+        if (!undriven_since_) {
+            undriven_since_ = t;
+            return;
+        }
+        if (t - *undriven_since_ < std::chrono::minutes(1)) return;
+        undriven_reported_ = true;
+        add_diagnostic({make_error_code(errc::offline),
+                        "actions have waited a minute and nothing drives this vault: create a "
+                        "background_sync, or call poll() or process_queue()"});
+    }
+
     /** Connectivity as a drain saw it: coming back online starts the reconnect jitter. */
     void note_connectivity(bool is_online);
 
@@ -597,6 +626,8 @@ private:
     std::deque<diagnostic> diagnostics_;
     std::size_t drainers_ = 0;
     bool was_online_ = true;                 // as the last poll saw it
+    std::optional<time_point> undriven_since_;  // work queued, no poll/process_queue since
+    bool undriven_reported_ = false;
     std::minstd_rand jitter_random_{std::random_device{}()};
     std::atomic<std::size_t> drivers_{0};
     detail::guarded_clock<Clock> clock_reading_;

@@ -365,3 +365,29 @@ TEST_CASE("destroying a vault while a background_sync drives it is refused", "[v
     v.reset();  // fine once the driver is gone
     SUCCEED();
 }
+
+TEST_CASE("a vault nobody drives says so once, a minute after actions started waiting", "[vault][liveness]")
+{
+    rig<> r;
+    auto v = r.make(false);
+    v->post("/a", nullptr);
+    r.clock.advance(30s);
+    v->post("/b", nullptr);
+    CHECK(v->diagnostics().empty());
+    r.clock.advance(31s);
+    v->post("/c", nullptr);
+    REQUIRE(v->diagnostics().size() == 1);
+    CHECK(v->diagnostics()[0].message.find("background_sync") != std::string::npos);
+    r.clock.advance(10min);
+    v->post("/d", nullptr);
+    CHECK(v->diagnostics().size() == 1);  // once
+
+    rig<> driven;
+    auto w = driven.make(false);
+    w->post("/a", nullptr);
+    driven.clock.advance(50s);
+    w->poll();  // driven: the minute starts again
+    driven.clock.advance(50s);
+    w->post("/b", nullptr);
+    CHECK(w->diagnostics().empty());
+}

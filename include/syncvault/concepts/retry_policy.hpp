@@ -17,6 +17,14 @@
  * - The vault, not the policy, counts attempts and stops after `vault_config::max_retries`.
  * - The vault honours `Retry-After` (seconds or HTTP date) on 429 and 503 itself, capped by
  *   `max_delay()`, in place of `delay(n)`.
+ * - The vault applies SPEC 9.3's rules before `classify` is consulted, so a policy written for
+ *   0.1 needs no new outcome kinds: a 401 is neither a retry nor a dead letter (the vault
+ *   refreshes credentials or pauses), and a 409 that follows an attempt whose outcome is unknown
+ *   (no answer: timeout, dropped connection, crash) is retried as `outcome_kind::retry`.
+ *   Whatever `classify` says of other permanent responses, `vault_config::on_rejected` decides
+ *   what becomes of the action.
+ * - A policy may throw: an outcome it cannot classify is retried, a delay it cannot compute is
+ *   the cap, a cap it cannot tell is 30 s (SPEC 9.1).
  * - Calls come one at a time (under the vault's lock): a model need not be thread-safe.
  *
  * `classify_outcome` below is SPEC's retry table; a model may forward to it.

@@ -15,6 +15,7 @@ namespace syncvault {
 template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
 auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::poll() -> next_wake
 {
+    note_driven();
     next_wake probe = tick();
     note_connectivity(online());
     drain(true);
@@ -192,6 +193,10 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
             std::lock_guard lock(mutex_);
             add_diagnostic({e, "could not remove actions evicted to make room"});
         }
+    }
+    if (!claim) {
+        std::lock_guard lock(mutex_);
+        check_driven(now());
     }
     written_.notify_all();
     events_->deliver();
