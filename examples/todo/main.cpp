@@ -6,8 +6,14 @@
 // retrying, synced, failed) from an `event_tracker` that follows the item's latest change by its
 // idempotency key.
 //
+// The server wants a bearer token that expires. `before_send` attaches the current one to every
+// attempt (the Authorization header is never written to the journal); on a 401 `refresh_auth`
+// gets a new one with the refresh token and the action is retried at once. When the refresh is
+// refused too, the vault pauses (`is_paused()`) with the queue intact until the user logs in.
+//
 //   todo --demo    a scripted tour: server down, changes queue, app restarts, server back, drain
-//   todo           interactive: add <text> | done <n> | rm <n> | list | offline | online | quit
+//   todo           interactive: add <text> | done <n> | rm <n> | list | offline | online |
+//                  expire (server clock +1 h) | revoke (end sessions) | login | quit
 
 #include "todo_server.hpp"
 
@@ -81,6 +87,63 @@ std::string reason(const sync_event& e)
     return e.error ? e.error.message() : "no answer";
 }
 
+/** The app's credentials. A login gives an access token (sent by `before_send`) and a refresh
+ *  token (used by `refresh_auth`); both requests go straight to the server, not through the vault. */
+class session {
+public:
+    explicit session(const syncvault::vault_config& cfg) : base_url_(cfg.base_url), http_(cfg) {}
+
+    /** POST /login; the HTTP status (0: no answer). */
+    int login(const std::string& password)
+    {
+        return exchange("/login", boost::json::serialize(boost::json::object{{"user", "demo"}, {"password", password}}));
+    }
+    /** POST /token with the refresh token; the HTTP status (0: no answer). */
+    int refresh()
+    {
+        std::string token;
+        {
+            std::lock_guard lock(mutex_);
+            token = refresh_;
+        }
+        return exchange("/token", boost::json::serialize(boost::json::object{{"refresh_token", token}}));
+    }
+    /** For `before_send`: the current access token, on whichever thread attempts. */
+    void authorize(syncvault::http_request& r)
+    {
+        std::erase_if(r.headers, [](const syncvault::header& h) { return h.name == "Authorization"; });
+        std::lock_guard lock(mutex_);
+        if (!access_.empty()) r.headers.push_back({"Authorization", "Bearer " + access_});
+    }
+
+private:
+    int exchange(const std::string& path, std::string body)
+    {
+        std::lock_guard transfer(http_mutex_);
+        auto r = http_.send({syncvault::http_method::post, base_url_ + path,
+                             {{"Content-Type", "application/json"}}, std::move(body)});
+        if (!r) return 0;
+        if (r->status == 200) {
+            boost::system::error_code ec;
+            const auto v = boost::json::parse(r->body, ec);
+            const auto* o = ec ? nullptr : v.if_object();
+            const auto* access = o ? o->if_contains("access_token") : nullptr;
+            const auto* refresh = o ? o->if_contains("refresh_token") : nullptr;
+            if (!access || !access->is_string() || !refresh || !refresh->is_string()) return 0;
+            std::lock_guard lock(mutex_);
+            access_ = access->get_string();
+            refresh_ = refresh->get_string();
+        }
+        return r->status;
+    }
+
+    std::string base_url_;
+    std::mutex http_mutex_;  // one transfer at a time on http_
+    syncvault::curl_transport http_;
+    std::mutex mutex_;
+    std::string access_, refresh_;
+};
+
 struct item {
     std::int64_t id = 0;
     std::string text;
@@ -109,7 +172,13 @@ std::string_view mark(const item& it)
 
 class todo_app {
 public:
-    todo_app(syncvault::vault_config cfg, console& out) : cfg_(std::move(cfg)), out_(out) { open(); }
+    todo_app(syncvault::vault_config cfg, console& out) : cfg_(std::move(cfg)), out_(out), session_(cfg_)
+    {
+        cfg_.before_send = [this](syncvault::http_request& r) { session_.authorize(r); };
+        cfg_.refresh_auth = [this](const syncvault::http_response& r) { return refresh_auth(r); };
+        login();
+        open();
+    }
     ~todo_app() { close(); }
 
     /** Opens the vault over the journal (again, after `close`) and starts syncing. */
@@ -164,13 +233,26 @@ public:
              [&](const auto& opts) { return vault_->delete_("/todos/" + std::to_string(id), opts); });
     }
 
+    /** Logs in (again) with the password; a vault paused by a refused refresh resumes. */
+    void login()
+    {
+        const int status = session_.login("demo");
+        std::string outcome = status ? "HTTP " + std::to_string(status) : "no answer";
+        const bool resume = status == 200 && vault_ && vault_->is_paused();
+        if (resume) outcome += ", new tokens; resuming the vault";
+        out_.line("  login -> " + outcome);  // before the worker, woken by resume(), prints
+        if (resume) vault_->resume();
+    }
+
     void list()
     {
         std::erase_if(items_, [](const auto& p) { return p.second.deleting && mark(p.second) == "synced"; });
         for (const auto& [id, it] : items_) {
+            std::string m(mark(it));
+            if (vault_->is_paused() && (m == "queued" || m == "retrying")) m = "paused";
             char row[160];
             std::snprintf(row, sizeof row, "  %s %2lld  %-34.34s %s%s", it.done ? "[x]" : "[ ]",
-                          static_cast<long long>(id), it.text.c_str(), std::string(mark(it)).c_str(),
+                          static_cast<long long>(id), it.text.c_str(), m.c_str(),
                           it.deleting ? " (deleting)" : "");
             out_.line(row);
         }
@@ -183,6 +265,7 @@ public:
         const auto pending = vault_->pending_count();
         const auto dead = vault_->dead_letters().size();
         std::string s = "status: " + std::string(syncvault::to_string(status_.status()));
+        if (vault_->is_paused()) s += " (paused)";
         if (status_.status() == sync_status::synced && pending == 0) s += ", all caught up";
         else s += ", " + std::to_string(pending) + " waiting";
         if (dead) s += " (" + std::to_string(dead) + " failed for good)";
@@ -190,18 +273,25 @@ public:
     }
 
     /** Waits (bounded) until `done()` holds; it is checked after each status change or event,
+     *  and every 50 ms for what comes with neither (a pause after a status that stays `error`),
      *  with the app's mutex held. */
     template <class Predicate>
     bool wait_until(Predicate done, std::chrono::seconds timeout)
     {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
         std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, timeout, done);
+        while (!done()) {
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            changed_.wait_for(lock, 50ms);
+        }
+        return true;
     }
 
     // For wait_until's predicates (mutex_ held): the status last delivered to, and printed by,
     // the status callback, so a wait ends only after the live line is out.
     bool settled(sync_status s) const { return last_shown_ == s; }
     bool caught_up() const { return settled(sync_status::synced) && vault_->pending_count() == 0; }
+    bool paused() const { return vault_->is_paused(); }
 
     /** Failed attempts of item `id`'s latest change, as its tracker last heard. */
     int failed_attempts(std::int64_t id) const
@@ -244,7 +334,8 @@ private:
         } else if (r.is_queued()) {
             const auto last = it.tracker.last();
             const bool tried = last && last->status == sync_event_status::failed;
-            outcome = tried ? "queued (" + reason(*last) + "; will retry)" : "queued";
+            outcome = tried ? "queued (" + reason(*last) + (vault_->is_paused() ? "; paused)" : "; will retry)")
+                            : "queued";
         } else {
             outcome = "error: " + r.error().message();
         }
@@ -257,15 +348,27 @@ private:
         const std::string label = "#" + std::to_string(it.id) + " " + it.change + " \"" + it.text.substr(0, 24) + "\"";
         it.tracker = syncvault::event_tracker::for_key(*vault_, key, [this, label](const sync_event& e) {
             if (in_command || e.status == sync_event_status::queued || e.status == sync_event_status::started) return;
-            const char* word = e.status == sync_event_status::success ? "synced"
-                               : e.status == sync_event_status::failed ? "retrying"
-                                                                       : "failed";
+            const char* word = e.status == sync_event_status::success     ? "synced"
+                               : e.status == sync_event_status::failed    ? "retrying"
+                               : e.status == sync_event_status::cancelled ? "cancelled"
+                                                                          : "failed";
             char row[160];
             std::snprintf(row, sizeof row, "    %-36s %-9s(attempt %d%s)", label.c_str(), word, e.attempt,
                           e.is_success() ? "" : (": " + reason(e)).c_str());
             out_.live(row);
             notify();
         });
+    }
+
+    // SPEC 9.3: called once per 401, outside the vault's locks, on the thread that attempted.
+    bool refresh_auth(const syncvault::http_response& unauthorized)
+    {
+        const int status = session_.refresh();
+        const std::string got = "HTTP " + std::to_string(unauthorized.status) + ": token refresh -> " +
+                                (status ? "HTTP " + std::to_string(status) : "no answer");
+        if (status == 200) out_.live("    " + got + ", new access token; the action is retried at once");
+        else out_.live("    " + got + ": session expired — log in again (vault paused)");
+        return status == 200;
     }
 
     void notify()
@@ -276,9 +379,18 @@ private:
 
     void on_status(sync_status s)
     {
-        // The live status line: where sync settles (error, or caught up), not every flicker.
-        if (!in_command && s != last_shown_ && (s == sync_status::synced || s == sync_status::error))
-            out_.live("  " + status_line());
+        // The live status line: where sync settles (error, or caught up), not every flicker
+        // (a retry goes error -> syncing -> error: the same line is not printed again).
+        if (!in_command && s != last_shown_ && (s == sync_status::synced || s == sync_status::error)) {
+            auto line = status_line();
+            bool repeat;
+            {
+                std::lock_guard lock(mutex_);
+                repeat = s == sync_status::error && line == last_line_;
+                last_line_ = line;
+            }
+            if (!repeat) out_.live("  " + line);
+        }
         {
             std::lock_guard lock(mutex_);
             last_shown_ = s;
@@ -298,9 +410,11 @@ private:
 
     syncvault::vault_config cfg_;
     console& out_;
+    session session_;
     std::mutex mutex_;
     std::condition_variable changed_;
     sync_status last_shown_ = sync_status::synced;
+    std::string last_line_;  // the last live status line
     std::map<std::int64_t, item> items_;
     std::int64_t next_id_ = 1;
     // The vault first, its worker last: members are destroyed in reverse (and `close` is explicit).
@@ -362,10 +476,11 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     }
     app.list();
 
-    step("4. The server comes back, busy at first (503, Retry-After: 1)");
+    step("4. The server comes back an hour later, busy at first (503, Retry-After: 1)");
+    server.advance_clock(1h);
     server.busy(1);
     server.start();
-    out.line("  (server started)");
+    out.line("  (server started; its clock is 1 h on: the 15-minute access token has expired)");
     if (!app.wait_until([&] { return app.caught_up(); }, 20s)) {
         out.line("  timed out waiting for the queue to drain");
         return 1;
@@ -375,10 +490,30 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     step("5. A change the server refuses (422) fails for good: a dead letter the app can inspect");
     app.add("Paste of the meeting notes: agenda, budget, hiring plan, offsite, roadmap, and more");
     app.add("Water the plants");
+    if (!app.wait_until([&] { return app.caught_up(); }, 20s)) {
+        out.line("  timed out waiting for the queue to drain");
+        return 1;
+    }
     for (const auto& d : app.dead_letter_list())
         out.line("  dead letter: " + std::string(syncvault::to_string(d.method)) + " " + d.path + ", HTTP " +
                  std::to_string(d.last_status) + ", key " + d.idempotency_key);
     app.list();
+
+    step("6. Signed out elsewhere: the refresh is refused, the vault pauses until the user logs in");
+    server.revoke_sessions();
+    out.line("  (server: every session ended, as after a password change on another device)");
+    app.toggle(4);
+    if (!app.wait_until([&] { return app.paused() && app.settled(sync_status::error); }, 10s)) {
+        out.line("  timed out waiting for the pause");
+        return 1;
+    }
+    app.list();
+    app.login();
+    // The final check waits (bounded) for the last change to settle, not only to be sent.
+    if (!app.wait_until([&] { return app.caught_up(); }, 20s)) {
+        out.line("  timed out waiting for the queue to drain");
+        return 1;
+    }
 
     const bool same = server.items() == app.expected();
     out.line(std::string("\nserver holds ") + std::to_string(server.items().size()) + " items; " +
@@ -387,14 +522,16 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     char done[64];
     std::snprintf(done, sizeof done, "demo finished in %.1f s", secs);
     out.line(done);
-    return same && app.dead_letters() == 1 ? 0 : 1;
+    return same && app.dead_letters() == 1 && !app.paused() ? 0 : 1;
 }
 
 int run_interactive(todo_example::todo_server& server, const std::filesystem::path& journal)
 {
     console out{true};
     out.line("syncvault todo: server " + server.base_url() + ", journal " + journal.string());
-    out.line("commands: add <text> | done <n> | rm <n> | list | offline | online | quit");
+    const std::string commands =
+        "commands: add <text> | done <n> | rm <n> | list | offline | online | expire | revoke | login | quit";
+    out.line(commands);
     todo_app app{make_config(server.base_url(), journal), out};
     std::string cmd;
     for (out.prompt(); std::getline(std::cin, cmd); out.prompt()) {
@@ -407,8 +544,11 @@ int run_interactive(todo_example::todo_server& server, const std::filesystem::pa
         else if (verb == "list" || verb.empty()) app.list();
         else if (verb == "offline") { server.stop(); out.line("  server stopped"); }
         else if (verb == "online") { server.start(); out.line("  server started"); }
+        else if (verb == "expire") { server.advance_clock(1h); out.line("  server clock +1 h: access tokens expired"); }
+        else if (verb == "revoke") { server.revoke_sessions(); out.line("  server: every session ended"); }
+        else if (verb == "login") app.login();
         else if (verb == "quit" || verb == "q") break;
-        else out.line("  commands: add <text> | done <n> | rm <n> | list | offline | online | quit");
+        else out.line("  " + commands);
     }
     return 0;
 }

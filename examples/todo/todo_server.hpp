@@ -8,6 +8,13 @@
 //   POST   /todos        {"id":1,"text":"..."}  201; 422 if the text is empty or over 80 bytes
 //   PATCH  /todos/<id>   {"done":true}          200; 404 if there is no such item
 //   DELETE /todos/<id>                          204; 404 if there is no such item
+//   POST   /login  {"user":"...","password":"..."}   200 {"access_token","refresh_token","expires_in"}
+//   POST   /token  {"refresh_token":"..."}            200 a new access token; 401 if the session ended
+//
+// Every /todos request needs `Authorization: Bearer <access token>`; a missing, unknown or
+// expired one gets 401. Access tokens live 15 minutes by the server's clock, which the demo can
+// move ahead (`advance_clock`) instead of waiting; `revoke_sessions()` ends every session (a
+// password change elsewhere), so refresh tokens stop working until the user logs in again.
 //
 // Item ids are chosen by the client (the usual design for offline-first apps: an item needs an
 // id before the server has seen it). A mutating request with an `Idempotency-Key` takes effect
@@ -20,11 +27,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -68,6 +77,23 @@ public:
         std::lock_guard lock(mutex_);
         busy_ = requests;
     }
+
+    /** Moves the server's clock ahead (tokens expire by it), as if that much time had passed. */
+    void advance_clock(std::chrono::seconds by)
+    {
+        std::lock_guard lock(mutex_);
+        skew_ += by;
+    }
+
+    /** Ends every session: access and refresh tokens are refused until the next login. */
+    void revoke_sessions()
+    {
+        std::lock_guard lock(mutex_);
+        access_.clear();
+        refresh_.clear();
+    }
+
+    static constexpr std::chrono::seconds token_lifetime{15 * 60};
 
     /** What the server holds, as GET /todos would answer. */
     boost::json::array items() const
@@ -113,6 +139,16 @@ private:
             --busy_;
             auto res = reply(http::status::service_unavailable, error("busy, try again"));
             res.set(http::field::retry_after, "1");
+            return res;
+        }
+        // Credentials first: a refused request is not an answer a key remembers.
+        const std::string target(req.target());
+        if (target == "/login" || target == "/token") return authenticate(req, target == "/login");
+        const std::string bearer(req[http::field::authorization]);
+        const auto token = access_.find(bearer.starts_with("Bearer ") ? bearer.substr(7) : std::string{});
+        if (token == access_.end() || now() >= token->second) {
+            auto res = reply(http::status::unauthorized, error("access token missing or expired"));
+            res.set(http::field::www_authenticate, "Bearer error=\"invalid_token\"");
             return res;
         }
         const bool mutating = req.method() != http::verb::get;
@@ -164,6 +200,38 @@ private:
         return reply(http::status::method_not_allowed, "");
     }
 
+    std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now() + skew_; }
+
+    // POST /login (a password) or POST /token (a refresh token): a new access token.
+    response authenticate(const request& req, bool login)
+    {
+        boost::system::error_code ec;
+        const auto body = boost::json::parse(req.body(), ec);
+        const auto* o = ec ? nullptr : body.if_object();
+        if (req.method() != http::verb::post || !o) return reply(http::status::bad_request, error("want a JSON object"));
+        std::string refresh;
+        if (login) {
+            const auto* password = o->if_contains("password");
+            if (!password || !password->is_string() || password->get_string() != "demo")
+                return reply(http::status::unauthorized, error("wrong user or password"));
+            refresh = new_token("r");
+            refresh_.emplace(refresh);
+        } else {
+            const auto* given = o->if_contains("refresh_token");
+            if (!given || !given->is_string() || !refresh_.contains(std::string(given->get_string())))
+                return reply(http::status::unauthorized, error("session ended: log in again"));
+            refresh = given->get_string();
+        }
+        const auto access = new_token("a");
+        access_[access] = now() + token_lifetime;
+        return reply(http::status::ok, boost::json::serialize(boost::json::object{
+                                           {"access_token", access},
+                                           {"refresh_token", refresh},
+                                           {"expires_in", token_lifetime.count()}}));
+    }
+
+    std::string new_token(const char* kind) { return std::string(kind) + "-" + std::to_string(++tokens_issued_); }
+
     static std::string error(std::string_view message)
     {
         return boost::json::serialize(boost::json::object{{"error", message}});
@@ -185,6 +253,10 @@ private:
     std::map<std::int64_t, boost::json::object> items_;
     std::map<std::string, response> answered_;  // idempotency key -> first answer
     int busy_ = 0;
+    std::chrono::seconds skew_{0};
+    std::map<std::string, std::chrono::steady_clock::time_point> access_;  // token -> expiry
+    std::set<std::string> refresh_;
+    int tokens_issued_ = 0;
 };
 
 } // namespace todo_example
