@@ -567,6 +567,7 @@ int main(int argc, char** argv)
     int rc = 1;
     try {
         todo_example::todo_server server;
+        server.require_login(true);
         rc = demo ? run_demo(server, dir) : run_interactive(server, dir);
     } catch (const std::exception& e) {
         std::cerr << "todo: " << e.what() << '\n';

@@ -11,8 +11,8 @@
 //   POST   /login  {"user":"...","password":"..."}   200 {"access_token","refresh_token","expires_in"}
 //   POST   /token  {"refresh_token":"..."}            200 a new access token; 401 if the session ended
 //
-// Every /todos request needs `Authorization: Bearer <access token>`; a missing, unknown or
-// expired one gets 401. Access tokens live 15 minutes by the server's clock, which the demo can
+// With `require_login(true)` (the demo), every /todos request needs `Authorization: Bearer
+// <access token>`; a missing, unknown or expired one gets 401. Access tokens live 15 minutes by the server's clock, which the demo can
 // move ahead (`advance_clock`) instead of waiting; `revoke_sessions()` ends every session (a
 // password change elsewhere), so refresh tokens stop working until the user logs in again.
 //
@@ -76,6 +76,13 @@ public:
     {
         std::lock_guard lock(mutex_);
         busy_ = requests;
+    }
+
+    /** Every /todos request needs a bearer token from then on (the Todo demo); off: an open API. */
+    void require_login(bool on)
+    {
+        std::lock_guard lock(mutex_);
+        require_login_ = on;
     }
 
     /** Moves the server's clock ahead (tokens expire by it), as if that much time had passed. */
@@ -146,7 +153,7 @@ private:
         if (target == "/login" || target == "/token") return authenticate(req, target == "/login");
         const std::string bearer(req[http::field::authorization]);
         const auto token = access_.find(bearer.starts_with("Bearer ") ? bearer.substr(7) : std::string{});
-        if (token == access_.end() || now() >= token->second) {
+        if (require_login_ && (token == access_.end() || now() >= token->second)) {
             auto res = reply(http::status::unauthorized, error("access token missing or expired"));
             res.set(http::field::www_authenticate, "Bearer error=\"invalid_token\"");
             return res;
@@ -257,6 +264,7 @@ private:
     std::map<std::string, std::chrono::steady_clock::time_point> access_;  // token -> expiry
     std::set<std::string> refresh_;
     int tokens_issued_ = 0;
+    bool require_login_ = false;
 };
 
 } // namespace todo_example

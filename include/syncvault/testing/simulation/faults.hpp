@@ -175,7 +175,11 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         bool done = false;
         if (guarded("drop_dead_letter() (from a callback)", [&] { done = vault_->drop_dead_letter(t.id); }) && alive_ &&
             !violation_) {
-            if (!done) {
+            const bool requeued_meanwhile =  // by an earlier callback; its `queued` is still on its way
+                std::find(requeued_.begin(), requeued_.end(), t.id) != requeued_.end();
+            if (!done && requeued_meanwhile) {
+                note("(refused: a callback requeued it)");
+            } else if (!done) {
                 fail("status", "drop_dead_letter refused dead letter #" + std::to_string(t.no) + " (from a callback)");
             } else {
                 t.st = state::removed;
