@@ -215,6 +215,7 @@ template <class StorageFactory, class RetryPolicy, class Server, class Transport
 void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::storage_after(
     storage_op op, const sync_action* a, std::string_view id, std::error_code ec)
 {
+    if (op == storage_op::save && !ec) storage_unrecovered_ = false;
     if (!alive_ || violation_ || ec) return;
     if (op == storage_op::save)
         record_save(*a);
@@ -262,7 +263,10 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         return;
     }
     if (!t.shadow) return;
-    const bool dead = t.shadow->state == action_state::dead;
+    // (A dead letter whose move could not be written is still stored as pending.)
+    const bool dead = t.shadow->state == action_state::dead ||
+                      (t.st == state::dead && std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) !=
+                                                  dead_write_failed_.end());
     const bool succeeded = t.last_outcome && t.last_outcome_attempt == t.shadow->attempts &&
                            outcome_of(*t.last_outcome) == outcome_kind::success;
     if (!(call_ == call::clear || dead || succeeded))

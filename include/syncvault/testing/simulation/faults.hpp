@@ -253,7 +253,7 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
     const bool throws = !down && frng_.chance(storage_throw_rate_);
     if (!down && !throws) return {};
     storage_fault_in_call_ = true;
-    last_storage_fault_ = clock_.now();
+    storage_unrecovered_ = true;
     if (const auto i = index_of(a->id); i >= 0) {
         const auto& t = actions_[std::size_t(i)];
         if (t.st == state::pending && a->state == action_state::pending && a->attempts == t.attempts + 1) {

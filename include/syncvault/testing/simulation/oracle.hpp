@@ -345,8 +345,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             paused_uncertain_ = true;
         else
             last_failed_ = got == sync_status::error;
-    } else if (got == sync_status::error && want != got && last_storage_fault_ &&
-               clock_.now() <= *last_storage_fault_ + ms(vault_->retry_policy().max_delay()) + ms{60'000}) {
+    } else if (got == sync_status::error && want != got && storage_unrecovered_) {
         // A failing storage keeps the vault in error (it waits to retry its writes), a cleared queue too.
     } else if (got != want)
         return fail("status",
