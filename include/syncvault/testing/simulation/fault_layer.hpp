@@ -174,6 +174,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     auto* x = in_flight();
     if (!x) return fail("lifecycle", "the transport was called without a `started` event");
     ++x->sends;
+    storage_unrecovered_ = false;  // it recorded this attempt: its storage wait is over
     x->unknown_at_send = x->unknown;
     if (paused_) return fail("auth", "#" + std::to_string(x->no) + " was sent while the vault was paused");
     if (x->sends > attempt_limit(*x) && !x->rolled_back)
@@ -215,7 +216,6 @@ template <class StorageFactory, class RetryPolicy, class Server, class Transport
 void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::storage_after(
     storage_op op, const sync_action* a, std::string_view id, std::error_code ec)
 {
-    if (op == storage_op::save && !ec) storage_unrecovered_ = false;
     if (!alive_ || violation_ || ec) return;
     if (op == storage_op::save)
         record_save(*a);
