@@ -210,6 +210,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
 {
     for (auto& t : actions_) {
         if (t.st != state::pending) continue;
+        // Requeued by a callback during the clear (its status callback), after the queue emptied: it stays.
+        if (!nested && clear_scope_ && std::find(clear_scope_->begin(), clear_scope_->end(), t.id) == clear_scope_->end())
+            continue;
         t.st = state::removed;
         t.removed_by = "clear_queue()";
         if (t.awaiting) t.cleared_in_flight = true;

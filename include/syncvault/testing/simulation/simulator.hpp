@@ -468,7 +468,8 @@ private:
     bool status_uncertain_ = false;               // a nested clear_queue(): earlier events may be delivered after it
     bool storage_fault_in_call_ = false, attempt_blocked_ = false;
     std::optional<time_point> storage_down_until_;
-    bool storage_unrecovered_ = false;  // a save failed and none has succeeded since (the vault may stay in error)
+    bool storage_unrecovered_ = false;
+    std::optional<std::vector<std::string>> clear_scope_;  // what was pending when op_clear called clear_queue()  // a save failed and none has succeeded since (the vault may stay in error)
     std::size_t storage_episodes_ = 0;
     double storage_throw_rate_ = 0, callback_throw_rate_ = 0, transport_throw_rate_ = 0, reentry_rate_ = 0;
     std::vector<std::string> requeued_;           // requeues whose `queued` event is still to come

@@ -358,6 +358,9 @@ template <class StorageFactory, class RetryPolicy, class Server, class Transport
 void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::op_clear()
 {
     begin_step("clear_queue()");
+    clear_scope_.emplace();
+    for (const auto& t : actions_)
+        if (t.st == state::pending) clear_scope_->push_back(t.id);
     call_ = call::clear;
     current_call_ = ++calls_;
     std::error_code ec;  // 0.1 returns nothing; SPEC 9.1 a std::error_code
@@ -368,11 +371,15 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             ec = vault_->clear_queue();
     });
     call_ = call::none;
+    struct reset_scope {
+        std::optional<std::vector<std::string>>& s;
+        ~reset_scope() { s.reset(); }
+    } scope_guard{clear_scope_};
     if (ok && alive_ && !violation_) {
         if (ec && !storage_fault_in_call_)
             fail("status", "clear_queue() reported " + ec.message() + " though no storage write failed");
         else if (!ec)
-            model_cleared(false);
+            model_cleared(false);  // (not what a callback requeued after the queue emptied)
     }
     end_step();
 }
