@@ -164,7 +164,10 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                 if (st == state::pending && t.st != state::pending) t.queued_seen = true;  // resurrected
             }
             if (st == state::pending && a.attempts < t.attempts) t.sends = std::min(t.sends, a.attempts);
-            if (st == state::pending && power_loss_) t.unknown = a.answered < a.attempts;
+            // What the reloaded record says of unknown outcomes (a requeue written just before the
+            // crash starts a new lifecycle whose `queued` event never came).
+            if (st == state::pending) t.unknown = a.answered < a.attempts;
+            if (st == state::pending && a.attempts == 0) t.applied_now = false;
             t.st = st;
             t.attempts = a.attempts;
             t.sequence = a.sequence;
