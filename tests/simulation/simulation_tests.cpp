@@ -333,6 +333,15 @@ TEST_CASE("simulation: the schedule exercises what it claims", "[simulation][fau
     CHECK(t.reentrant_calls > 50);
     CHECK(t.storage_throws + t.storage_failures > 50);
     CHECK(t.transport_throws > 20);
+    // SPEC 9.2 and 9.3 (issues 13 and 14): expiring credentials, refreshes that renew them or
+    // not, pauses and resumes, 409 "in progress" after lost responses.
+    CHECK(t.expiries > 20);
+    CHECK(t.unauthorized > 20);
+    CHECK(t.refreshes > 10);
+    CHECK(t.renewed > 0);
+    CHECK(t.pauses > 10);
+    CHECK(t.resumes > 10);
+    CHECK(t.conflicts > 5);
 }
 
 // ---- proof that it bites ---------------------------------------------------------------------------

@@ -38,6 +38,24 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         if (rng_.chance(0.10)) cfg_.max_pending = static_cast<std::size_t>(rng_.between(2, 8));
         if (rng_.chance(0.10)) cfg_.max_dead_letters = static_cast<std::size_t>(rng_.between(1, 4));
     }
+    xrng_ = sim_random(mix(seed_, 0x1a9e5));
+    if (opt_.lanes && xrng_.chance(0.7)) {
+        lanes_ = {"", "a", "b"};
+        cfg_.max_in_flight = static_cast<std::size_t>(xrng_.between(1, 3));
+    }
+    constexpr bool server_knows_auth = requires(Server& s) {
+        s.expire_credentials();
+        s.log_in();
+    };
+    if constexpr (server_knows_auth) {
+        auth_on_ = opt_.auth_expiry && xrng_.chance(0.5);
+        if (auth_on_ && xrng_.chance(0.75)) {
+            constexpr double rates[] = {0.0, 0.4, 0.9};
+            renew_rate_ = rates[xrng_.below(3)];
+            cfg_.refresh_auth = [this](const http_response& r) { return refresh_hook(r); };
+        }
+    }
+    if (opt_.in_progress_409 && xrng_.chance(0.6)) processing_ = ms{xrng_.between(1, 40) * 1'000};
     if (opt_.configure) opt_.configure(cfg_);
     if constexpr (std::is_same_v<Server, model_server>)
         if (!sim_.make_server_) server_ = model_server(cfg_.idempotency_header);
@@ -88,6 +106,11 @@ std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectiv
     if (storage_throw_rate_ > 0 && storage_faults_on()) s += " storage_throws";
     if (transport_throw_rate_ > 0) s += " transport_throws";
     if (cfg_.dispatch) s += " dispatch";
+    if (lanes_.size() > 1) s += " lanes max_in_flight=" + std::to_string(cfg_.max_in_flight);
+    if (auth_on_)
+        s += cfg_.refresh_auth ? " token_expiry refresh=" + std::to_string(int(renew_rate_ * 100)) + "%"
+                               : std::string(" token_expiry no_refresh");
+    if (processing_.count() > 0) s += " in_progress=" + std::to_string(processing_.count() / 1000) + "s";
     if (cfg_.idempotency_key_lifetime.count() > 0)
         s += " key_lifetime=" + std::to_string(cfg_.idempotency_key_lifetime.count() / 1000) + "s";
     if (cfg_.max_pending != defaults.max_pending) s += " max_pending=" + std::to_string(cfg_.max_pending);
@@ -149,6 +172,15 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     storage_down_until_.reset();
     storage_throw_rate_ = transport_throw_rate_ = callback_throw_rate_ = reentry_rate_ = 0;
     begin_step("quiet period: online, no faults");
+    if constexpr (requires(Server& s) { s.log_in(); })
+        if (auth_on_) server_.log_in();
+    if (paused_) {
+        note("the app logs in again and resumes");
+        paused_ = false;
+        if (std::exchange(paused_uncertain_, false)) status_uncertain_ = true;
+        ++stats_.resumes;
+        vault_->resume();
+    }
     if (!online_) {
         online_ = true;
         vault_->connectivity().set_online(true);
@@ -373,6 +405,13 @@ seed_sweep run_seeds(const Simulation& sim, std::uint64_t first, std::size_t cou
         t.storage_failures += r.stats.storage_failures;
         t.transport_throws += r.stats.transport_throws;
         t.escapes += r.stats.escapes;
+        t.expiries += r.stats.expiries;
+        t.unauthorized += r.stats.unauthorized;
+        t.refreshes += r.stats.refreshes;
+        t.renewed += r.stats.renewed;
+        t.pauses += r.stats.pauses;
+        t.resumes += r.stats.resumes;
+        t.conflicts += r.stats.conflicts;
         if (!r.ok()) {
             sweep.failures.push_back(std::move(r));
             if (sweep.failures.size() >= max_failures) break;

@@ -123,9 +123,22 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
     } else if (reply.applied) {
         if (auto key = find_header(r.headers, cfg_.idempotency_header)) ++applied_[std::string(*key)];
     }
+    if (reply.response.status == 401) ++stats_.unauthorized;
+    if (reply.response.status == 409) ++stats_.conflicts;
+    // The client will never see this answer: the key stays "in progress" for a while (SPEC 9.3).
+    auto hold = [&] {
+        if constexpr (requires(Server& s) { s.hold_in_progress(std::string(), clock_.now()); })
+            if (reply.applied && processing_.count() > 0)
+                if (auto key = find_header(r.headers, cfg_.idempotency_header))
+                    server_.hold_in_progress(std::string(*key), clock_.now() + processing_);
+    };
     crash_point("after the server answered");
-    if (!alive_) return make_error_code(errc::connection_failed);
+    if (!alive_) {
+        hold();
+        return make_error_code(errc::connection_failed);
+    }
     if (fault == lost) {
+        hold();
         note("net " + who + ": response lost");
         if (rng_.chance(0.5)) clock_.advance(cfg_.receive_timeout);
         return make_error_code(rng_.chance(0.5) ? errc::timeout : errc::connection_failed);
@@ -143,9 +156,10 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     if (++applied_[x.key] > 1)
         return fail("exactly-once",
                     "the effect of key " + show_key(x) + " was applied twice (#" + std::to_string(x.no) + ")");
+    x.applied_now = true;
     if (++x.applied > 1) return fail("exactly-once", "#" + std::to_string(x.no) + "'s effect was applied twice");
     for (const auto& y : actions_)
-        if (y.st == state::pending && y.sequence < x.sequence && applied_count(y.key) == 0)
+        if (y.st == state::pending && y.lane == x.lane && y.sequence < x.sequence && applied_count(y.key) == 0)
             return fail("fifo", "#" + std::to_string(x.no) + "'s effect was applied before that of #" +
                                     std::to_string(y.no) + ", queued earlier and still pending");
 }
@@ -160,6 +174,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     auto* x = in_flight();
     if (!x) return fail("lifecycle", "the transport was called without a `started` event");
     ++x->sends;
+    storage_unrecovered_ = false;  // it recorded this attempt: its storage wait is over
+    x->unknown_at_send = x->unknown;
+    if (paused_) return fail("auth", "#" + std::to_string(x->no) + " was sent while the vault was paused");
     if (x->sends > attempt_limit(*x) && !x->rolled_back)
         return fail("attempts", "#" + std::to_string(x->no) + " was sent " + std::to_string(x->sends) +
                                     " times in one lifecycle (max_retries " + std::to_string(cfg_.max_retries) + ")");
@@ -183,6 +200,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     if (auto* x = in_flight()) {
         x->last_outcome = outcome;
         x->last_outcome_attempt = x->attempts;
+        if (!outcome) x->unknown = true;
         if (x->cleared_in_flight) x->awaiting = false;  // cleared meanwhile: its transfer ends without an event
     }
 }
@@ -215,6 +233,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     auto i = index_of(a.id);
     if (i < 0) i = int(add_action(a));
     auto& t = actions_[std::size_t(i)];
+    t.stale_store = false;
     for (const auto& h : a.headers)
         for (const auto& s : cfg_.sensitive_headers)
             if (header_name_equals(h.name, s))
@@ -244,7 +263,10 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         return;
     }
     if (!t.shadow) return;
-    const bool dead = t.shadow->state == action_state::dead;
+    // (A dead letter whose move could not be written is still stored as pending.)
+    const bool dead = t.shadow->state == action_state::dead ||
+                      (t.st == state::dead && std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) !=
+                                                  dead_write_failed_.end());
     const bool succeeded = t.last_outcome && t.last_outcome_attempt == t.shadow->attempts &&
                            outcome_of(*t.last_outcome) == outcome_kind::success;
     if (!(call_ == call::clear || dead || succeeded))
@@ -284,6 +306,7 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
     t.created_at = a.created_at;
     t.next_attempt_at = a.next_attempt_at;
     t.attempts = a.attempts;
+    t.lane = a.lane;
     if (call_ == call::mutate) {  // the request being made now: remember what it was given
         t.headers = request_headers_;
         t.process = processes_;

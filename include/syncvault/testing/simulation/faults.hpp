@@ -122,9 +122,14 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         const auto path = "/items/" + std::to_string(frng_.below(20));
         request_options o;
         o.idempotency_key = frng_.chance(0.5) ? std::string() : "r" + std::to_string(++key_counter_);
+        // In the lane whose head is taken, so it surely waits.
+        if (auto* x = in_flight()) o.lane = x->lane;
+        else o.lane = request_lane_;
+        const auto saved_lane = request_lane_;
         boost::json::value body = boost::json::object{{"n", ++body_counter_}, {"path", path}};
         note(">> from " + where + ": POST " + path + key_note(o));
         request(http_method::post, path, body, o, online_, true);
+        request_lane_ = saved_lane;
     };
     auto nested_clear = [&] {
         note(">> from " + where + ": clear_queue()");
@@ -175,10 +180,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         bool done = false;
         if (guarded("drop_dead_letter() (from a callback)", [&] { done = vault_->drop_dead_letter(t.id); }) && alive_ &&
             !violation_) {
-            const bool requeued_meanwhile =  // by an earlier callback; its `queued` is still on its way
-                std::find(requeued_.begin(), requeued_.end(), t.id) != requeued_.end();
-            if (!done && requeued_meanwhile) {
-                note("(refused: a callback requeued it)");
+            const bool requeued = std::find(requeued_.begin(), requeued_.end(), t.id) != requeued_.end();
+            if (!done && requeued) {
+                note("-> refused (requeued meanwhile; its `queued` event is still to come)");
             } else if (!done) {
                 fail("status", "drop_dead_letter refused dead letter #" + std::to_string(t.no) + " (from a callback)");
             } else {
@@ -206,6 +210,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
 {
     for (auto& t : actions_) {
         if (t.st != state::pending) continue;
+        // Requeued by a callback during the clear (its status callback), after the queue emptied: it stays.
+        if (!nested && clear_scope_ && std::find(clear_scope_->begin(), clear_scope_->end(), t.id) == clear_scope_->end())
+            continue;
         t.st = state::removed;
         t.removed_by = "clear_queue()";
         if (t.awaiting) t.cleared_in_flight = true;
@@ -227,6 +234,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     } else if (auto* x = in_flight()) {
         x->last_outcome = result<http_response>(make_error_code(errc::connection_failed));
         x->last_outcome_attempt = x->attempts;
+        x->unknown_at_send = x->unknown;
+        x->unknown = true;
         if (x->cleared_in_flight) x->awaiting = false;
     }
     note("(before_send throws for " + r.url + ")");
@@ -247,6 +256,7 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
     const bool throws = !down && frng_.chance(storage_throw_rate_);
     if (!down && !throws) return {};
     storage_fault_in_call_ = true;
+    storage_unrecovered_ = true;
     if (const auto i = index_of(a->id); i >= 0) {
         const auto& t = actions_[std::size_t(i)];
         if (t.st == state::pending && a->state == action_state::pending && a->attempts == t.attempts + 1) {

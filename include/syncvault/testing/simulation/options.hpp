@@ -44,6 +44,15 @@ struct simulation_options {
     bool throwing_transport = true;
     /// Wall-clock jumps of days, forward and back (with `clock_jumps`).
     bool long_clock_jumps = true;
+    // ---- SPEC 9.2 and 9.3 -------------------------------------------------------------------------
+    /// Requests in a few seeded lanes, and `max_in_flight` > 1 in some runs.
+    bool lanes = true;
+    /// The server's credentials expire now and then (401 until the app logs in again); a seeded
+    /// `refresh_auth` that sometimes renews them; the app resumes a paused vault later.
+    bool auth_expiry = true;
+    /// A lost response leaves its key "still being processed" at the server for a while: repeats
+    /// answer 409 meanwhile (express-idempotency), then replay the stored response.
+    bool in_progress_409 = true;
     /// Diagnosis only: an exception that escapes a vault call is noted, not a violation, so the
     /// run goes on to show what it left behind (a wedged drain, a phantom action). The default,
     /// false, is SPEC 9.1: no fault of a callback or a policy escapes a public call.
@@ -76,6 +85,9 @@ struct simulation_stats {
     /// writes that threw or failed, transports that threw, escapes seen (tolerate_escapes).
     std::size_t callback_throws = 0, reentrant_calls = 0, storage_throws = 0, storage_failures = 0,
                 transport_throws = 0, escapes = 0;
+    /// SPEC 9.2 and 9.3: credential expiries, 401s, refreshes (renewed or not), pauses seen,
+    /// resumes, 409s answered, lane heads sent while another lane waited.
+    std::size_t expiries = 0, unauthorized = 0, refreshes = 0, renewed = 0, pauses = 0, resumes = 0, conflicts = 0;
 };
 
 /** The outcome of one run. */

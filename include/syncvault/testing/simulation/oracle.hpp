@@ -65,6 +65,17 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             actions_[std::size_t(i)].queued_seen = true;
             return;
         }
+        // Requeued from a callback, then cleared by a later callback before its `queued` was delivered.
+        if (i >= 0 && actions_[std::size_t(i)].st == state::dead && status_uncertain_) {
+            auto& t = actions_[std::size_t(i)];
+            if (auto rq = std::find(requeued_.begin(), requeued_.end(), t.id); rq != requeued_.end()) {
+                requeued_.erase(rq);
+                note("#" + std::to_string(t.no) + " queued (requeued, already cleared)");
+                t.st = state::removed;
+                t.removed_by = "clear_queue()";
+                return;
+            }
+        }
         return fail("lifecycle", "a `queued` event for an action not in the queue");
     }
     if (i < 0) i = int(add_action(*it));
@@ -82,6 +93,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         t.cut = 0;
         t.evicted = false;
         t.last_outcome.reset();
+        t.unknown = t.unknown_at_send = t.applied_now = false;
     }
     for (const auto& o : actions_)
         if (&o != &t && o.queued_seen && o.sequence >= it->sequence && (o.st == state::pending || o.st == state::dead))
@@ -114,14 +126,16 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         return fail("attempts", n + " started attempt " + std::to_string(e.attempt) + " (max_retries " +
                                     std::to_string(cfg_.max_retries) + cut_note(t) + ")");
     if (!online_) return fail("send-or-queue", n + " was attempted while offline");
+    if (paused_) return fail("auth", n + " was attempted while the vault was paused (SPEC 9.3)");
     if (call_ == call::poll && e.time < t.next_attempt_at)
         return fail("timers", n + " was attempted by poll() at " + at(e.time) + ", before its next-attempt time " +
                                   at(t.next_attempt_at));
     if (cfg_.idempotency_key_lifetime.count() > 0 && e.time - t.created_at > cfg_.idempotency_key_lifetime)
         return fail("dead-letter", n + " was replayed after its idempotency key expired");
     for (const auto& o : actions_)
-        if (o.st == state::pending && o.sequence < t.sequence)
-            return fail("fifo", n + " started while #" + std::to_string(o.no) + ", queued before it, was pending");
+        if (o.st == state::pending && o.lane == t.lane && o.sequence < t.sequence)
+            return fail("fifo", n + " started while #" + std::to_string(o.no) + ", queued before it in lane '" +
+                                    t.lane + "', was pending");
     if (t.written || cfg_.write_ahead) {
         if (!t.shadow || t.shadow->state != action_state::pending || t.shadow->attempts != e.attempt)
             return fail("durability",
@@ -135,12 +149,14 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
 template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
 std::optional<std::string>
 simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::outcome_mismatch(
-    const tracked& t, const sync_event& e, outcome_kind expected_kind)
+    const tracked& t, const sync_event& e, outcome_kind want_kind)
 {
     if (!t.awaiting || e.attempt != t.attempts) return "without a matching `started`";
     if (!t.last_outcome || t.last_outcome_attempt != t.attempts) return "without a transfer";
-    const auto kind = outcome_of(*t.last_outcome);
-    if (kind != expected_kind)
+    const auto kind = expected_kind(t, *t.last_outcome);
+    // A power cut may roll back the attempts that ended without an answer: either reading of a 409.
+    const bool either = t.rolled_back && is_status(*t.last_outcome, 409);
+    if (kind != want_kind && !either)
         return "but the transport returned " + detail::describe_outcome(*t.last_outcome) +
                ", which the retry table calls " + kind_name(kind);
     const auto& o = *t.last_outcome;
@@ -154,6 +170,29 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                                                                                  const sync_event& e)
 {
     const auto n = "#" + std::to_string(t.no);
+    if (t.awaiting && t.last_outcome && t.last_outcome_attempt == t.attempts && is_status(*t.last_outcome, 401)) {
+        // SPEC 9.3: not an attempt that counts; refresh_auth once, or pause.
+        if (e.attempt != t.attempts) return fail("outcome", n + "'s 401 `failed` event carries another attempt");
+        if (!e.response || e.response->status != 401)
+            return fail("outcome", n + "'s 401 `failed` event carries another response than the transport's");
+        t.awaiting = false;
+        t.attempts = e.attempt - 1;
+        t.sends = std::max(0, t.sends - 1);
+        last_failed_ = true;
+        if (storage_fault_in_call_) t.stale_store = true;
+        if (!storage_fault_in_call_ &&
+            (!t.shadow || t.shadow->attempts != t.attempts || t.shadow->state != action_state::pending))
+            return fail("durability", n + "'s 401 was reported before its attempt was taken back in storage");
+        if (!cfg_.refresh_auth || refreshed_for_ == t.id) {
+            paused_ = true;  // no hook, or a second 401 right after a refresh
+            ++stats_.pauses;
+            refreshed_for_.clear();
+        } else {
+            unauthorized_ = t.id;
+        }
+        return;
+    }
+    refreshed_for_.clear();
     if (auto why = outcome_mismatch(t, e, outcome_kind::retry))
         return fail("outcome", n + " failed:" + std::to_string(e.attempt) + " " + *why);
     if (e.attempt >= attempt_limit(t))
@@ -181,6 +220,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                                                                                   const sync_event& e)
 {
     const auto n = "#" + std::to_string(t.no);
+    refreshed_for_.clear();
     if (auto why = outcome_mismatch(t, e, outcome_kind::success)) return fail("outcome", n + " success " + *why);
     if (applied_count(t.key) != 1)
         return fail("exactly-once", n + " reached success but its effect was applied " +
@@ -198,8 +238,14 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                                                                                const sync_event& e)
 {
     const auto n = "#" + std::to_string(t.no);
+    refreshed_for_.clear();
     if (t.awaiting) {
         if (e.attempt != t.attempts) return fail("lifecycle", n + " dead_letter for another attempt than started");
+        // SPEC 9.3: no action is rejected whose effect the server applied (a 409 "in progress").
+        if (t.last_outcome && is_status(*t.last_outcome, 409) && t.applied_now && t.attempts < cfg_.max_retries + 1 &&
+            !t.rolled_back)
+            return fail("409", n + " was dead-lettered on a 409 at attempt " + std::to_string(t.attempts) + " of " +
+                                   std::to_string(cfg_.max_retries + 1) + ", though the server applied its effect");
         if (auto why = dead_letter_unjustified(t, t.attempts, t.created_at))
             return fail("dead-letter", n + " dead-lettered " + *why);
         const auto& o = *t.last_outcome;
@@ -216,7 +262,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     t.awaiting = false;
     t.st = t.evicted ? state::removed : state::dead;
     ++stats_.dead_letters;
-    if (!t.evicted && (!t.shadow || t.shadow->state != action_state::dead))
+    const bool write_failed =
+        std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) != dead_write_failed_.end();
+    if (!t.evicted && !write_failed && (!t.shadow || t.shadow->state != action_state::dead))
         return fail("durability", n + "'s dead_letter fired before it was stored as dead");
 }
 
@@ -232,7 +280,9 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
     // (max_retries_exceeded) whatever the lost outcome was, rather than sent once too often.
     if (attempts >= cfg_.max_retries + 1 && t.cut > 0) return std::nullopt;
     if (!t.last_outcome || t.last_outcome_attempt != attempts) return "without an attempt or an expired key";
-    const auto kind = outcome_of(*t.last_outcome);
+    if (is_status(*t.last_outcome, 401)) return std::string("after a 401 (SPEC 9.3: a 401 pauses, never dead-letters)");
+    const auto kind = expected_kind(t, *t.last_outcome);
+    if (t.rolled_back && is_status(*t.last_outcome, 409)) return std::nullopt;
     if (kind == outcome_kind::permanent) return std::nullopt;
     if (kind == outcome_kind::retry && attempts >= cfg_.max_retries + 1) return std::nullopt;
     return "after " + detail::describe_outcome(*t.last_outcome) + " (the retry table says " + kind_name(kind) +
@@ -243,6 +293,10 @@ template <class StorageFactory, class RetryPolicy, class Server, class Transport
 void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::check_state()
 {
     if (!vault_ || !alive_ || violation_) return;
+    if (!unauthorized_.empty()) return fail("auth", "a 401 neither called refresh_auth nor paused the vault");
+    if (vault_->is_paused() != paused_)
+        return fail("auth", std::string("is_paused() is ") + (paused_ ? "false" : "true") + "; the model says " +
+                                (paused_ ? "paused (a 401 refresh could not cure)" : "not paused"));
     for (const auto& t : actions_)
         if (t.awaiting && !t.cleared_in_flight)
             return fail("lifecycle", "#" + std::to_string(t.no) + "'s attempt has no outcome event");
@@ -262,7 +316,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         if (a.attempts != t.attempts)
             return fail("attempts", "#" + std::to_string(t.no) + " shows " + std::to_string(a.attempts) +
                                         " attempts; it started " + std::to_string(t.attempts));
-        if (!t.shadow || t.shadow->state != action_state::pending || t.shadow->attempts != a.attempts)
+        if (!t.shadow || t.shadow->state != action_state::pending ||
+            (t.shadow->attempts != a.attempts && !(t.stale_store && t.shadow->attempts == a.attempts + 1)))
             return fail("durability", "pending #" + std::to_string(t.no) + " is not stored as it is");
     }
     const auto dead = vault_->dead_letters();
@@ -276,19 +331,35 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         return fail("status", "dead_letters() holds " + std::to_string(dead_ids.size()) + " actions; the model " +
                                   std::to_string(model_dead.size()));
     for (const auto& t : actions_)
-        if (t.st == state::dead && (!t.shadow || t.shadow->state != action_state::dead))
+        if (t.st == state::dead && (!t.shadow || t.shadow->state != action_state::dead) &&
+            std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) == dead_write_failed_.end())
             return fail("durability", "dead letter #" + std::to_string(t.no) + " is not stored as dead");
-    const auto want = last_failed_ ? sync_status::error : expected.empty() ? sync_status::synced : sync_status::pending;
+    const auto want = last_failed_ || paused_ ? sync_status::error : expected.empty() ? sync_status::synced : sync_status::pending;
     const auto got = vault_->status();
     if (status_uncertain_ &&
         (got == sync_status::error || got == (expected.empty() ? sync_status::synced : sync_status::pending))) {
         // A clear_queue() from a callback: events published before it may have been delivered
         // after it, so whether the last attempt's failure still counts is the vault's to say.
-        last_failed_ = got == sync_status::error;
+        // (While paused the status is error whatever; the question stays open until resume().)
+        if (paused_)
+            paused_uncertain_ = true;
+        else
+            last_failed_ = got == sync_status::error;
+    } else if (got == sync_status::error && want != got && storage_unrecovered_) {
+        // A failing storage keeps the vault in error (it waits to retry its writes), a cleared queue too.
     } else if (got != want)
         return fail("status",
                     "status() is " + std::string(to_string(got)) + "; SPEC 3.11 says " + std::string(to_string(want)));
     if (statuses_.empty() || statuses_.back() != got) return fail("status", "the last on_status value is not status()");
+}
+
+/** SPEC 9.3: the outcome kind of `o` for `t`: a 409 after an unknown outcome is a retry. */
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+outcome_kind simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::expected_kind(
+    const tracked& t, const result<http_response>& o) const
+{
+    if (is_status(o, 409) && t.unknown_at_send) return outcome_kind::retry;
+    return outcome_of(o);
 }
 
 template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>

@@ -43,6 +43,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     wake_sub_.reset();
     vault_.reset();
     requeued_.clear();
+    paused_ = paused_uncertain_ = false;  // SPEC 9.3: a pause is not persisted
+    refreshed_for_.clear();
+    unauthorized_.clear();
     const bool power = power_cuts_ && rng_.chance(0.5);
     const bool dropped = factory_.restore(*crash_image_, power, rng_);
     crash_image_.reset();
@@ -151,13 +154,20 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             // unless `count_cut_attempts`.
             if (r.st == action_state::pending && a.attempts > 0 &&
                 (was_awaiting || t.st != state::pending || a.attempts != t.attempts))
+            {
                 t.cut = std::max(t.cut + 1, a.attempts - cfg_.max_retries);
+                t.unknown = true;
+            }
             const auto st = r.st == action_state::dead ? state::dead : state::pending;
             if (st != t.st || a.attempts < t.attempts || a.sequence != t.sequence) {
                 if (power_loss_) t.rolled_back = true;
                 if (st == state::pending && t.st != state::pending) t.queued_seen = true;  // resurrected
             }
             if (st == state::pending && a.attempts < t.attempts) t.sends = std::min(t.sends, a.attempts);
+            // What the reloaded record says of unknown outcomes (a requeue written just before the
+            // crash starts a new lifecycle whose `queued` event never came).
+            if (st == state::pending) t.unknown = a.answered < a.attempts;
+            if (st == state::pending && a.attempts == 0) t.applied_now = false;
             t.st = st;
             t.attempts = a.attempts;
             t.sequence = a.sequence;

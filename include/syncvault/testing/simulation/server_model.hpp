@@ -42,7 +42,8 @@ concept simulated_server = std::movable<S> &&
  * The default server model: it applies each idempotency key's effect at most once and records
  * effects in order; a repeated key gets the first reply again (as Stripe does). Paths containing
  * `/reject` answer 422 and those containing `/gone` 410 (permanent, nothing applied); requests
- * without a key (direct reads) apply nothing.
+ * without a key (direct reads) apply nothing. With `expire_credentials()` every mutating request
+ * answers 401 until `log_in()`; `hold_in_progress` makes repeats of a key answer 409 for a while.
  */
 class model_server {
 public:
@@ -59,10 +60,16 @@ public:
 
     server_reply handle(const http_request& r, std::chrono::system_clock::time_point now)
     {
+        const bool mutating = r.method != http_method::get && r.method != http_method::head;
+        if (expired_ && mutating) return {{401, {{"WWW-Authenticate", "Bearer"}}, "token expired"}, false};
         if (r.url.find("/reject") != std::string::npos) return {{422, {}, "rejected"}, false};
         if (r.url.find("/gone") != std::string::npos) return {{410, {}, "gone"}, false};
         auto key = find_header(r.headers, header_);
         if (!key) return {{200, {}, r.method == http_method::head ? "" : "read"}, false};
+        if (auto p = processing_.find(std::string(*key)); p != processing_.end()) {
+            if (now < p->second) return {{409, {}, "request with this key is still being processed"}, false};
+            processing_.erase(p);
+        }
         if (auto it = replies_.find(std::string(*key)); it != replies_.end()) {
             auto replay = it->second;
             replay.headers.push_back({"Idempotent-Replayed", "true"});
@@ -79,6 +86,21 @@ public:
         return {std::move(reply), true};
     }
 
+    /**
+     * SPEC 9.3 "in progress": the request with `key` was applied but its response never reached
+     * the client (lost, or the client crashed); as express-idempotency does while the first
+     * request is still being processed, repeats of the key answer 409 until `until`, then
+     * replay the stored response.
+     */
+    void hold_in_progress(const std::string& key, std::chrono::system_clock::time_point until)
+    {
+        processing_[key] = until;
+    }
+    /** The credentials expire: every mutating request gets 401 until `log_in()`. */
+    void expire_credentials() noexcept { expired_ = true; }
+    void log_in() noexcept { expired_ = false; }
+    bool credentials_expired() const noexcept { return expired_; }
+
     /** Every effect applied, in order. */
     const std::vector<effect>& effects() const noexcept { return effects_; }
 
@@ -86,6 +108,8 @@ private:
     std::string header_;
     std::map<std::string, http_response> replies_;  // lookup only: never iterated
     std::vector<effect> effects_;
+    std::map<std::string, std::chrono::system_clock::time_point> processing_;  // lookup only
+    bool expired_ = false;
 };
 
 static_assert(simulated_server<model_server>);

@@ -203,6 +203,11 @@ class simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::
         std::uint64_t origin = 0;          // the vault call that made it (calls nest in callbacks)
         const char* removed_by = nullptr;  // the edit (clear_queue, drop_dead_letter) that removed it and returned
         bool cleared_in_flight = false;    // clear_queue removed it while its attempt ran: no outcome event
+        std::string lane;                  // SPEC 9.2
+        bool unknown = false;              // an attempt of this lifecycle ended without an answer (SPEC 9.3)
+        bool unknown_at_send = false;      // ... before the attempt now in flight
+        bool applied_now = false;          // its effect was applied during this lifecycle
+        bool stale_store = false;          // a 401's take-back could not be written: stored one attempt ahead
     };
     struct write_record {
         std::size_t action;  // index into actions_
@@ -287,6 +292,16 @@ private:
     void op_requeue();
     void op_drop();
     void op_clear();
+    /** SPEC 9.3: the server's credentials expire. */
+    void op_expire();
+    /** SPEC 9.3: the app logs in again and resumes a paused vault. */
+    void op_resume();
+    std::string make_lane();
+    /** `refresh_auth`: seeded, sometimes renews the server's credentials. */
+    bool refresh_hook(const http_response& r);
+    /** SPEC 9.3: the outcome kind of `o` for `t`: a 409 after an unknown outcome is a retry. */
+    outcome_kind expected_kind(const tracked& t, const result<http_response>& o) const;
+    static bool is_status(const result<http_response>& o, int status) { return o && o->status == status; }
     /** A poll step: what `background_sync` does at a due time, or when woken. */
     void step_poll(const std::string& what);
 
@@ -368,7 +383,7 @@ private:
     void on_queued(const sync_event& e, int i);
     void on_started(tracked& t, const sync_event& e);
     /** Checks an outcome event against the transfer's real outcome; nullopt when it fits. */
-    std::optional<std::string> outcome_mismatch(const tracked& t, const sync_event& e, outcome_kind expected_kind);
+    std::optional<std::string> outcome_mismatch(const tracked& t, const sync_event& e, outcome_kind want_kind);
     void on_failed(tracked& t, const sync_event& e);
     void on_success(tracked& t, const sync_event& e);
     void on_dead(tracked& t, const sync_event& e);
@@ -453,12 +468,26 @@ private:
     bool status_uncertain_ = false;               // a nested clear_queue(): earlier events may be delivered after it
     bool storage_fault_in_call_ = false, attempt_blocked_ = false;
     std::optional<time_point> storage_down_until_;
+    bool storage_unrecovered_ = false;
+    std::optional<std::vector<std::string>> clear_scope_;  // what was pending when op_clear called clear_queue()  // a save failed and none has succeeded since (the vault may stay in error)
     std::size_t storage_episodes_ = 0;
     double storage_throw_rate_ = 0, callback_throw_rate_ = 0, transport_throw_rate_ = 0, reentry_rate_ = 0;
     std::vector<std::string> requeued_;           // requeues whose `queued` event is still to come
     std::vector<std::string> dead_write_failed_;  // actions whose move to the dead letters could not be written
     std::map<std::string, int> wire_keys_;        // idempotency keys that reached the transport; lookup only
     subscription user_event_sub_, user_status_sub_;
+    // SPEC 9.2 and 9.3, drawn from their own stream
+    sim_random xrng_{0};
+    std::vector<std::string> lanes_{""};
+    std::string request_lane_;
+    bool auth_on_ = false;
+    double renew_rate_ = 0;
+    ms processing_{0};          // how long a lost response's key stays "in progress" at the server
+    bool paused_ = false;       // the model: the vault is paused (SPEC 9.3)
+    bool paused_uncertain_ = false;  // status_uncertain_ came while paused: settled after resume()
+    std::string refreshed_for_;  // the action whose 401 a refresh just answered with true
+    std::string unauthorized_;   // the action whose 401 awaits its refresh_auth call
+    std::size_t resume_at_ = 0;  // the operation at which the app logs in again and resumes
 
     // the model
     std::vector<tracked> actions_;

@@ -56,6 +56,12 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                 1,
                                 3,
                                 storage_faults_on() ? 2u : 0u};
+    if (paused_ && resume_at_ == 0) resume_at_ = ops_ + std::size_t(xrng_.between(1, 6));
+    if (paused_ && ops_ >= resume_at_) {
+        resume_at_ = 0;
+        return op_resume();
+    }
+    if (auth_on_ && xrng_.chance(0.03)) return op_expire();
     switch (rng_.weighted(weights)) {
     case storage_trouble: op_storage_trouble(); break;
     case mutate_op: op_mutate(); break;
@@ -97,6 +103,75 @@ std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectiv
 }
 
 template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::make_lane()
+{
+    return lanes_.size() > 1 ? lanes_[xrng_.below(lanes_.size())] : std::string();
+}
+
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::op_expire()
+{
+    if constexpr (requires(Server& s) {
+                      s.expire_credentials();
+                      s.log_in();
+                      { s.credentials_expired() } -> std::convertible_to<bool>;
+                  }) {
+        if (server_.credentials_expired()) {
+            begin_step("the app logs in again (the vault not paused)");
+            server_.log_in();
+        } else {
+            begin_step("token expired at the server");
+            ++stats_.expiries;
+            server_.expire_credentials();
+        }
+        end_step();
+    }
+}
+
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::op_resume()
+{
+    const bool login = xrng_.chance(0.8);
+    begin_step(login ? "the app logs in again and resumes" : "the app resumes (credentials unchanged)");
+    if constexpr (requires(Server& s) { s.log_in(); })
+        if (login) server_.log_in();
+    paused_ = false;
+    if (std::exchange(paused_uncertain_, false)) status_uncertain_ = true;
+    ++stats_.resumes;
+    current_call_ = ++calls_;
+    guarded("resume()", [&] { vault_->resume(); });
+    end_step();
+}
+
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
+bool simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::refresh_hook(
+    const http_response& r)
+{
+    if (!alive_ || violation_) return false;
+    ++stats_.refreshes;
+    if (r.status != 401) {
+        fail("auth", "refresh_auth was called with a " + std::to_string(r.status) + " response");
+        return false;
+    }
+    if (unauthorized_.empty()) {
+        fail("auth", "refresh_auth was called without a 401 `failed` event before it (or twice for one 401)");
+        return false;
+    }
+    const bool renew = xrng_.chance(renew_rate_);
+    note(renew ? "refresh_auth: new credentials" : "refresh_auth: no new credentials");
+    if (renew) {
+        ++stats_.renewed;
+        refreshed_for_ = unauthorized_;
+        if constexpr (requires(Server& s) { s.log_in(); }) server_.log_in();
+    } else {
+        paused_ = true;
+        ++stats_.pauses;
+    }
+    unauthorized_.clear();
+    return renew;
+}
+
+template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
 std::vector<header> simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::make_headers()
 {
     std::vector<header> h;
@@ -114,6 +189,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     request_options o;
     o.idempotency_key = make_key();
     o.headers = make_headers();
+    o.lane = make_lane();
     boost::json::value body;
     if (method != http_method::delete_) body = boost::json::object{{"n", ++body_counter_}, {"path", path}};
     begin_step(std::string(detail::method_name(method)) + " " + path + key_note(o));
@@ -130,6 +206,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     if (rng_.chance(0.5)) o.idempotency_key = "g" + std::to_string(++key_counter_);  // keys of their own
     o.queue_if_offline = rng_.chance(0.6);
     o.headers = make_headers();
+    o.lane = make_lane();
     begin_step(std::string(detail::method_name(method)) + " " + path + key_note(o) +
                (o.queue_if_offline ? " queue_if_offline" : ""));
     if (online_)
@@ -145,6 +222,7 @@ std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectiv
 {
     std::string s = o.idempotency_key.empty() ? " key=auto" : " key=" + o.idempotency_key;
     for (const auto& h : o.headers) s += " +" + h.name;
+    if (!o.lane.empty()) s += " lane=" + o.lane;
     return s;
 }
 
@@ -280,6 +358,9 @@ template <class StorageFactory, class RetryPolicy, class Server, class Transport
 void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::op_clear()
 {
     begin_step("clear_queue()");
+    clear_scope_.emplace();
+    for (const auto& t : actions_)
+        if (t.st == state::pending) clear_scope_->push_back(t.id);
     call_ = call::clear;
     current_call_ = ++calls_;
     std::error_code ec;  // 0.1 returns nothing; SPEC 9.1 a std::error_code
@@ -290,11 +371,15 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             ec = vault_->clear_queue();
     });
     call_ = call::none;
+    struct reset_scope {
+        std::optional<std::vector<std::string>>& s;
+        ~reset_scope() { s.reset(); }
+    } scope_guard{clear_scope_};
     if (ok && alive_ && !violation_) {
         if (ec && !storage_fault_in_call_)
             fail("status", "clear_queue() reported " + ec.message() + " though no storage write failed");
         else if (!ec)
-            model_cleared(false);
+            model_cleared(false);  // (not what a callback requeued after the queue emptied)
     }
     end_step();
 }
@@ -321,7 +406,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         // SPEC 9.1: with a connectivity model that cannot announce the network's return, poll()
         // must name a time while work is pending, offline too.
         constexpr bool hears_return = syncvault::notifying_connectivity<Connectivity>;
-        if (!wake && pending > 0 && (online_ || !hears_return))
+        if (!wake && pending > 0 && (online_ || !hears_return) && !paused_)
             fail("liveness", "poll() scheduled nothing while " + std::string(online_ ? "online" : "offline") +
                                  " with " + std::to_string(pending) + " actions pending" +
                                  (hears_return ? "" : " and a connectivity model with only is_online()"));
@@ -351,13 +436,19 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     http_method method, const std::string& path, const Body& body, const request_options& o, bool online, bool nested)
 {
     const auto pending = count(state::pending);
+    const auto lane_pending = std::size_t(std::count_if(actions_.begin(), actions_.end(), [&](const auto& t) {
+        return t.st == state::pending && t.lane == o.lane;
+    }));
+    request_lane_ = o.lane;
     const bool read = method == http_method::get || method == http_method::head;
     int dup = -1;
     if (!o.idempotency_key.empty())
         for (std::size_t i = 0; i < actions_.size(); ++i)
             if (actions_[i].st == state::pending && actions_[i].key == o.idempotency_key) dup = int(i);
     // A post from a callback comes while the head is taken (faults.hpp): it waits.
-    const bool immediate = !nested && dup < 0 && online && pending == 0 && pending < cfg_.max_pending;
+    // SPEC 9.2: at once only when its own lane has nothing waiting; never while paused (9.3).
+    const bool immediate =
+        !nested && dup < 0 && online && lane_pending == 0 && pending < cfg_.max_pending && !paused_;
     immediate_expected_ = immediate;
     request_headers_ = o.headers;
     call_ = call::mutate;
@@ -421,11 +512,16 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     }
     if (made.empty() && storage_fault_in_call_) {
         // SPEC 9.1: the write failed: storage_failed, the queue and the key unchanged.
-        if (r.is_queued() || r.is_sent() || r.error() != errc::storage_failed)  // its system cause may ride along
+        if (!(r.error() == errc::storage_failed))  // by meaning: a syncvault.storage code narrows it
             fail("send-or-queue", "a request whose write failed must return errc::storage_failed, not " +
                                       std::string(r.is_queued() ? "queued"
                                                   : r.is_sent() ? "sent"
                                                                 : r.error().message()));
+        return;
+    }
+    if (nested && made.empty() && r.error() == make_error_code(errc::queue_full)) {
+        // From a `queued` callback: the action it reports may not be counted by the model yet.
+        note("(full, counting the action whose `queued` event is being delivered)");
         return;
     }
     if (made.size() != 1) {
@@ -448,7 +544,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     if (r.is_queued()) {
         if (cleared) return note("(" + n + " was cleared by a callback before its attempt)");
         if (t.st != state::pending) return fail("send-or-queue", "queued result for " + n + " which is not pending");
-        if (immediate != (t.attempts > 0) && !(immediate && attempt_blocked_))
+        // (A 401 takes its attempt back: tried all the same.)
+        const bool tried = t.attempts > 0 || (t.last_outcome && is_status(*t.last_outcome, 401));
+        if (immediate != tried && !(immediate && (attempt_blocked_ || paused_)))
             return fail("send-or-queue", n + (immediate ? " was not tried at once though the vault was online and idle"
                                                         : " was tried at once though it had to wait"));
         if (!nested) expect_written_pending(t, "the request returned queued");
@@ -462,7 +560,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         if (!t.last_outcome || !*t.last_outcome || (*t.last_outcome)->status != r.response()->status ||
             (*t.last_outcome)->body != r.response()->body)
             return fail("send-or-queue", "the sent result's response is not the one the transport returned");
-    } else if (!(t.st == state::dead && immediate)) {
+    } else if (!((t.st == state::dead || (t.st == state::removed && t.removed_by &&
+                                          std::string_view(t.removed_by) == "drop_dead_letter()")) &&
+                 immediate)) {  // as if in sequence: a callback may have dropped the dead letter
         fail("send-or-queue", "request for " + n + " failed with " + r.error().message());
     }
 }
