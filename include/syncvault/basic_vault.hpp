@@ -538,7 +538,7 @@ private:
     /** `vault_config::on_rejected` for a permanent response (called with no lock held). */
     detail::attempt_decision ask_on_rejected(std::uint64_t seq, const http_response& response);
 
-    /** Performs a write a transition asked for (storage_mutex_ held). False: a required write failed. */
+    /** Performs a write a transition asked for (storage_mutex_ held). False: a required insert failed. */
     bool perform(const detail::storage_write& w);
 
     /** process_queue (ignore timers) or poll (respect them): attempts heads until none is due. */

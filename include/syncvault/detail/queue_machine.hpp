@@ -86,7 +86,6 @@ struct storage_write {
     sync_action dead;                // save_dead: the dead letter
     std::string id;                  // remove
     std::vector<std::string> evicted;  // dead letters over the bound: remove them too
-    bool required = false;  // save_dead of a stored action: its events wait for this write
 };
 
 class queue_machine {
@@ -317,33 +316,11 @@ public:
         e.action.state = action_state::dead;
         if (error && error.category() == error_category()) e.action.last_error = error.value();
         out.add(e.action, sync_event_status::dead_letter, e.action.attempts, std::move(response), error);
-        storage_write w{storage_write::kind::save_dead, 0, false, e.action, {}, {}, e.durable};
+        storage_write w{storage_write::kind::save_dead, 0, false, e.action, {}, {}};
         dead_.push_back({e.action, std::move(e.sensitive)});
         hide(e);  // `release` erases it (a claim owns it)
         w.evicted = trim_dead();
         return w;
-    }
-
-    /**
-     * The dead letter `seq` could not be recorded (storage still holds it pending): it stays at
-     * its lane's head as a failed attempt, and storage is left alone for `backoff`.
-     */
-    void revert_dead_letter(std::uint64_t seq, time_point now, std::chrono::milliseconds backoff, outbox& out,
-                            std::optional<http_response> response)
-    {
-        auto& e = pending_.at(seq);
-        if (!dead_.empty() && dead_.back().action.id == e.action.id) {
-            e.sensitive = std::move(dead_.back().sensitive);
-            dead_.pop_back();
-        }
-        e.action.state = action_state::pending;
-        if (e.removed && e.committed) ++visible_;
-        e.removed = false;
-        storage_wait_ = jump_safe_wait{now, backoff};
-        ++storage_failures_;
-        if (e.action.attempts > 0)  // an attempt was made: it failed, and will be retried
-            out.add(e.action, sync_event_status::failed, e.action.attempts, std::move(response),
-                    make_error_code(errc::storage_failed));
     }
 
     /** The written entry became durable (write_ahead off: stored at its first retry). */

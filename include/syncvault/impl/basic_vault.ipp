@@ -231,17 +231,10 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
                                                                                             : errc::max_retries_exceeded);
             auto write = machine_.dead_letter(seq, std::nullopt, why, out);
             lock.unlock();
-            const bool recorded = perform(write);
+            perform(write);
             lock.lock();
-            if (recorded) {
-                publish(out);
-                not_sent = attempt_report{true, false, detail::verdict::dead, std::nullopt, why};
-            } else {  // not recorded: still pending in storage, so in memory too; storage backs off
-                out.events.clear();
-                machine_.revert_dead_letter(seq, t, storage_backoff(), out, std::nullopt);
-                update_status();
-                not_sent = attempt_report{false, true, detail::verdict::retry, std::nullopt, {}};
-            }
+            publish(out);
+            not_sent = attempt_report{true, false, detail::verdict::dead, std::nullopt, why};
         } else if (!record_attempt(seq, t, lock)) {
             not_sent = attempt_report{false, true, detail::verdict::retry, std::nullopt, {}};
         } else {
@@ -277,23 +270,15 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
         if (forgotten) decision.what = detail::verdict::retry;
         lock.unlock();
         if (!perform(write)) {
+            // write_ahead off: the action had to reach storage to wait, and could not.
             lock.lock();
-            out.events.clear();  // nothing is told before it is recorded
+            out.events.clear();
+            decision = {detail::verdict::dead, {}, make_error_code(errc::storage_failed)};
             std::optional<http_response> response;
             if (outcome) response = *outcome;
-            if (write.what == detail::storage_write::kind::save_dead) {
-                // The dead letter could not be recorded: storage still holds the action pending,
-                // so it stays pending, as a failed attempt, and storage backs off.
-                machine_.revert_dead_letter(seq, now(), storage_backoff(), out, std::move(response));
-                decision = {detail::verdict::retry, {}, make_error_code(errc::storage_failed)};
-                lock.unlock();
-            } else {
-                // write_ahead off: the action had to reach storage to wait, and could not.
-                decision = {detail::verdict::dead, {}, make_error_code(errc::storage_failed)};
-                write = machine_.dead_letter(seq, std::move(response), decision.error, out);
-                lock.unlock();
-                perform(write);  // best effort: storage never held it
-            }
+            write = machine_.dead_letter(seq, std::move(response), decision.error, out);
+            lock.unlock();
+            perform(write);
         }
         if (decision.what == detail::verdict::dropped) (void)flush_guarded();  // cancel-like: synced
         lock.lock();
@@ -449,7 +434,6 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform(
     }
     case kind::save_dead:
         failed = detail::save_guarded(storage_, w.dead);
-        if (failed && w.required) return false;  // the caller keeps it pending
         what = "could not record dead letter " + w.dead.id;
         break;
     case kind::remove:
