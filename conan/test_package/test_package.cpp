@@ -1,5 +1,5 @@
 #include <syncvault.hpp>
-#include <syncvault/testing/fake_clock.hpp>      // <syncvault.hpp> leaves out the test doubles
+#include <syncvault/testing/fake_clock.hpp>  // <syncvault.hpp> leaves out the test doubles
 #include <syncvault/testing/fake_transport.hpp>
 #if defined(TEST_PACKAGE_HAS_CURL)
 #include <syncvault/transport/curl_transport.hpp>

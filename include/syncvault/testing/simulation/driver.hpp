@@ -43,7 +43,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         lanes_ = {"", "a", "b"};
         cfg_.max_in_flight = static_cast<std::size_t>(xrng_.between(1, 3));
     }
-    constexpr bool server_knows_auth = requires(Server& s) {
+    constexpr bool server_knows_auth = requires(Server & s)
+    {
         s.expire_credentials();
         s.log_in();
     };
@@ -172,7 +173,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     storage_down_until_.reset();
     storage_throw_rate_ = transport_throw_rate_ = callback_throw_rate_ = reentry_rate_ = 0;
     begin_step("quiet period: online, no faults");
-    if constexpr (requires(Server& s) { s.log_in(); })
+    if constexpr (requires(Server & s) { s.log_in(); })
         if (auth_on_) server_.log_in();
     if (paused_) {
         note("the app logs in again and resumes");

@@ -127,7 +127,7 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
     if (reply.response.status == 409) ++stats_.conflicts;
     // The client will never see this answer: the key stays "in progress" for a while (SPEC 9.3).
     auto hold = [&] {
-        if constexpr (requires(Server& s) { s.hold_in_progress(std::string(), clock_.now()); })
+        if constexpr (requires(Server & s) { s.hold_in_progress(std::string(), clock_.now()); })
             if (reply.applied && processing_.count() > 0)
                 if (auto key = find_header(r.headers, cfg_.idempotency_header))
                     server_.hold_in_progress(std::string(*key), clock_.now() + processing_);

@@ -123,8 +123,10 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         request_options o;
         o.idempotency_key = frng_.chance(0.5) ? std::string() : "r" + std::to_string(++key_counter_);
         // In the lane whose head is taken, so it surely waits.
-        if (auto* x = in_flight()) o.lane = x->lane;
-        else o.lane = request_lane_;
+        if (auto* x = in_flight())
+            o.lane = x->lane;
+        else
+            o.lane = request_lane_;
         const auto saved_lane = request_lane_;
         boost::json::value body = boost::json::object{{"n", ++body_counter_}, {"path", path}};
         note(">> from " + where + ": POST " + path + key_note(o));
@@ -211,7 +213,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     for (auto& t : actions_) {
         if (t.st != state::pending) continue;
         // Requeued by a callback during the clear (its status callback), after the queue emptied: it stays.
-        if (!nested && clear_scope_ && std::find(clear_scope_->begin(), clear_scope_->end(), t.id) == clear_scope_->end())
+        if (!nested && clear_scope_ &&
+            std::find(clear_scope_->begin(), clear_scope_->end(), t.id) == clear_scope_->end())
             continue;
         t.st = state::removed;
         t.removed_by = "clear_queue()";

@@ -334,7 +334,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         if (t.st == state::dead && (!t.shadow || t.shadow->state != action_state::dead) &&
             std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) == dead_write_failed_.end())
             return fail("durability", "dead letter #" + std::to_string(t.no) + " is not stored as dead");
-    const auto want = last_failed_ || paused_ ? sync_status::error : expected.empty() ? sync_status::synced : sync_status::pending;
+    const auto want = last_failed_ || paused_ ? sync_status::error
+                      : expected.empty()      ? sync_status::synced
+                                              : sync_status::pending;
     const auto got = vault_->status();
     if (status_uncertain_ &&
         (got == sync_status::error || got == (expected.empty() ? sync_status::synced : sync_status::pending))) {

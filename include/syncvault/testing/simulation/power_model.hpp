@@ -153,8 +153,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             // cut, perhaps back into an earlier lifecycle): one more attempt is tolerated
             // unless `count_cut_attempts`.
             if (r.st == action_state::pending && a.attempts > 0 &&
-                (was_awaiting || t.st != state::pending || a.attempts != t.attempts))
-            {
+                (was_awaiting || t.st != state::pending || a.attempts != t.attempts)) {
                 t.cut = std::max(t.cut + 1, a.attempts - cfg_.max_retries);
                 t.unknown = true;
             }

@@ -469,7 +469,8 @@ private:
     bool storage_fault_in_call_ = false, attempt_blocked_ = false;
     std::optional<time_point> storage_down_until_;
     bool storage_unrecovered_ = false;
-    std::optional<std::vector<std::string>> clear_scope_;  // what was pending when op_clear called clear_queue()  // a save failed and none has succeeded since (the vault may stay in error)
+    std::optional<std::vector<std::string>>
+        clear_scope_;  // what was pending when op_clear called clear_queue()  // a save failed and none has succeeded since (the vault may stay in error)
     std::size_t storage_episodes_ = 0;
     double storage_throw_rate_ = 0, callback_throw_rate_ = 0, transport_throw_rate_ = 0, reentry_rate_ = 0;
     std::vector<std::string> requeued_;           // requeues whose `queued` event is still to come
@@ -482,12 +483,12 @@ private:
     std::string request_lane_;
     bool auth_on_ = false;
     double renew_rate_ = 0;
-    ms processing_{0};          // how long a lost response's key stays "in progress" at the server
-    bool paused_ = false;       // the model: the vault is paused (SPEC 9.3)
+    ms processing_{0};               // how long a lost response's key stays "in progress" at the server
+    bool paused_ = false;            // the model: the vault is paused (SPEC 9.3)
     bool paused_uncertain_ = false;  // status_uncertain_ came while paused: settled after resume()
-    std::string refreshed_for_;  // the action whose 401 a refresh just answered with true
-    std::string unauthorized_;   // the action whose 401 awaits its refresh_auth call
-    std::size_t resume_at_ = 0;  // the operation at which the app logs in again and resumes
+    std::string refreshed_for_;      // the action whose 401 a refresh just answered with true
+    std::string unauthorized_;       // the action whose 401 awaits its refresh_auth call
+    std::size_t resume_at_ = 0;      // the operation at which the app logs in again and resumes
 
     // the model
     std::vector<tracked> actions_;

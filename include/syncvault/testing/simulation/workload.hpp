@@ -111,10 +111,12 @@ std::string simulation<StorageFactory, RetryPolicy, Server, Transport, Connectiv
 template <class StorageFactory, class RetryPolicy, class Server, class Transport, class Connectivity>
 void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner::op_expire()
 {
-    if constexpr (requires(Server& s) {
+    if constexpr (requires(Server & s) {
                       s.expire_credentials();
                       s.log_in();
-                      { s.credentials_expired() } -> std::convertible_to<bool>;
+                      {
+                          s.credentials_expired()
+                          } -> std::convertible_to<bool>;
                   }) {
         if (server_.credentials_expired()) {
             begin_step("the app logs in again (the vault not paused)");
@@ -133,7 +135,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
 {
     const bool login = xrng_.chance(0.8);
     begin_step(login ? "the app logs in again and resumes" : "the app resumes (credentials unchanged)");
-    if constexpr (requires(Server& s) { s.log_in(); })
+    if constexpr (requires(Server & s) { s.log_in(); })
         if (login) server_.log_in();
     paused_ = false;
     if (std::exchange(paused_uncertain_, false)) status_uncertain_ = true;
@@ -162,7 +164,7 @@ bool simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     if (renew) {
         ++stats_.renewed;
         refreshed_for_ = unauthorized_;
-        if constexpr (requires(Server& s) { s.log_in(); }) server_.log_in();
+        if constexpr (requires(Server & s) { s.log_in(); }) server_.log_in();
     } else {
         paused_ = true;
         ++stats_.pauses;
@@ -436,9 +438,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     http_method method, const std::string& path, const Body& body, const request_options& o, bool online, bool nested)
 {
     const auto pending = count(state::pending);
-    const auto lane_pending = std::size_t(std::count_if(actions_.begin(), actions_.end(), [&](const auto& t) {
-        return t.st == state::pending && t.lane == o.lane;
-    }));
+    const auto lane_pending = std::size_t(std::count_if(
+        actions_.begin(), actions_.end(), [&](const auto& t) { return t.st == state::pending && t.lane == o.lane; }));
     request_lane_ = o.lane;
     const bool read = method == http_method::get || method == http_method::head;
     int dup = -1;
@@ -447,8 +448,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             if (actions_[i].st == state::pending && actions_[i].key == o.idempotency_key) dup = int(i);
     // A post from a callback comes while the head is taken (faults.hpp): it waits.
     // SPEC 9.2: at once only when its own lane has nothing waiting; never while paused (9.3).
-    const bool immediate =
-        !nested && dup < 0 && online && lane_pending == 0 && pending < cfg_.max_pending && !paused_;
+    const bool immediate = !nested && dup < 0 && online && lane_pending == 0 && pending < cfg_.max_pending && !paused_;
     immediate_expected_ = immediate;
     request_headers_ = o.headers;
     call_ = call::mutate;
@@ -560,8 +560,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         if (!t.last_outcome || !*t.last_outcome || (*t.last_outcome)->status != r.response()->status ||
             (*t.last_outcome)->body != r.response()->body)
             return fail("send-or-queue", "the sent result's response is not the one the transport returned");
-    } else if (!((t.st == state::dead || (t.st == state::removed && t.removed_by &&
-                                          std::string_view(t.removed_by) == "drop_dead_letter()")) &&
+    } else if (!((t.st == state::dead ||
+                  (t.st == state::removed && t.removed_by && std::string_view(t.removed_by) == "drop_dead_letter()")) &&
                  immediate)) {  // as if in sequence: a callback may have dropped the dead letter
         fail("send-or-queue", "request for " + n + " failed with " + r.error().message());
     }
