@@ -82,6 +82,7 @@ struct outbox {
 struct storage_write {
     enum class kind { none, save_entry, save_dead, remove } what = kind::none;
     std::uint64_t sequence = 0;      // save_entry: the pending entry to save
+    const sync_action* entry = nullptr;  // save_entry: that entry's action (a claim keeps it alive)
     bool insert = false;             // save_entry of an action storage never held (write_ahead off)
     sync_action dead;                // save_dead: the dead letter
     std::string id;                  // remove
@@ -282,13 +283,13 @@ public:
             last_attempt_failed_ = true;
             out.add(a, sync_event_status::failed, a.attempts, std::move(response), d.error);
             --a.attempts;
-            return {storage_write::kind::save_entry, seq, !e.durable, {}, {}, {}};
+            return {storage_write::kind::save_entry, seq, &e.action, !e.durable, {}, {}, {}};
         }
         if (response) ++a.answered;
         if (d.what == verdict::dropped) {
             out.add(a, sync_event_status::cancelled, a.attempts, std::move(response), make_error_code(errc::cancelled));
             storage_write w;
-            if (e.durable) w = {storage_write::kind::remove, 0, false, {}, a.id, {}};
+            if (e.durable) w = {storage_write::kind::remove, 0, nullptr, false, {}, a.id, {}};
             hide(e);
             return w;
         }
@@ -297,7 +298,7 @@ public:
             last_attempt_failed_ = false;
             out.add(a, sync_event_status::success, a.attempts, std::move(response));
             storage_write w;
-            if (e.durable) w = {storage_write::kind::remove, 0, false, {}, a.id, {}};
+            if (e.durable) w = {storage_write::kind::remove, 0, nullptr, false, {}, a.id, {}};
             hide(e);  // `release` erases it
             return w;
         }
@@ -305,7 +306,7 @@ public:
         if (d.what == verdict::dead) return dead_letter(seq, std::move(response), d.error, out);
         a.next_attempt_at = d.next_attempt_at;
         out.add(a, sync_event_status::failed, a.attempts, std::move(response), d.error);
-        return {storage_write::kind::save_entry, seq, !e.durable, {}, {}, {}};
+        return {storage_write::kind::save_entry, seq, &e.action, !e.durable, {}, {}, {}};
     }
 
     /** The entry leaves the queue for the dead-letter list; says what to write. */
@@ -316,7 +317,7 @@ public:
         e.action.state = action_state::dead;
         if (error && error.category() == error_category()) e.action.last_error = error.value();
         out.add(e.action, sync_event_status::dead_letter, e.action.attempts, std::move(response), error);
-        storage_write w{storage_write::kind::save_dead, 0, false, e.action, {}, {}};
+        storage_write w{storage_write::kind::save_dead, 0, nullptr, false, e.action, {}, {}};
         dead_.push_back({e.action, std::move(e.sensitive)});
         hide(e);  // `release` erases it (a claim owns it)
         w.evicted = trim_dead();

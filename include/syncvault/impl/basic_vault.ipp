@@ -78,8 +78,9 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::requeue(
         if (!candidate) return false;
         const sync_action dead = candidate->action;
         const auto seq = machine_.admit_requeue(std::move(*candidate), now());
+        const auto& admitted = machine_.action(seq);  // uncommitted: ours alone, read outside the lock
         lock.unlock();
-        auto failed = save_guarded(machine_.action(seq));  // the admitted entry is ours alone
+        auto failed = save_guarded(admitted);
         if (!failed) {
             failed = flush_guarded();
             if (failed) (void)save_guarded(dead);  // not synced: put the dead letter back
@@ -182,6 +183,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
         evicted = machine_.commit(seq, persist, out);
         guard.disarm();
         publish(out);
+        if (!admitted.send_now) check_driven(now());
     }
     if (!evicted.empty()) {  // overflow_policy::drop_oldest: cancelled, so synced like a cancel
         std::lock_guard slock(storage_mutex_);
@@ -193,10 +195,6 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
             std::lock_guard lock(mutex_);
             add_diagnostic({e, "could not remove actions evicted to make room"});
         }
-    }
-    if (!claim) {
-        std::lock_guard lock(mutex_);
-        check_driven(now());
     }
     written_.notify_all();
     events_->deliver();
@@ -422,7 +420,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform(
     switch (w.what) {
     case kind::none: break;
     case kind::save_entry: {
-        const auto& a = machine_.action(w.sequence);  // claimed: ours alone
+        const auto& a = *w.entry;  // claimed: ours alone (looked up when the write was decided)
         failed = detail::save_guarded(storage_, a);
         if (w.insert) {
             if (failed) return false;
