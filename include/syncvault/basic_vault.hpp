@@ -19,6 +19,7 @@
 #include <syncvault/config.hpp>
 #include <syncvault/error.hpp>
 #include <syncvault/events.hpp>
+#include <syncvault/response_ref.hpp>
 #include <syncvault/send_result.hpp>
 #include <syncvault/concepts/clock.hpp>
 #include <syncvault/concepts/connectivity.hpp>

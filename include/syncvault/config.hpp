@@ -124,6 +124,14 @@ struct request_options {
     /// Ordering lane (SPEC 9.2): actions leave each lane in order; lanes do not wait for each
     /// other. Empty: the default lane. At most `vault_config::max_key_bytes`, no control characters.
     std::string lane{};
+    /// Coalescing (SPEC 9.4): a PUT, PATCH or DELETE merges into the newest pending action of
+    /// its lane with the same key, if that one was never attempted. Empty: never merged. Bounded
+    /// like a lane.
+    std::string coalesce_key{};
+    /// Action ids this one waits for (SPEC 9.4): it is not attempted before each has succeeded,
+    /// and is dead-lettered (`errc::dependency_failed`) if one fails or is cancelled. An id that
+    /// is neither pending nor a dead letter does not hold it back.
+    std::vector<std::string> after{};
 };
 
 } // namespace syncvault

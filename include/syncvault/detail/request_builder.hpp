@@ -10,6 +10,7 @@
 #include <syncvault/config.hpp>
 #include <syncvault/error.hpp>
 #include <syncvault/detail/request_check.hpp>
+#include <syncvault/detail/response_refs.hpp>
 #include <syncvault/detail/uuid.hpp>
 
 #include <boost/json.hpp>
@@ -139,6 +140,17 @@ result<new_action> make_action(http_method method, std::string_view path, const 
     a.path = std::string(path);
     a.body = std::move(prepared->bytes);
     n.sensitive = std::move(headers->sensitive);
+    if (auto e = check_coalesce_key(opts.coalesce_key, cfg.max_key_bytes)) return e;
+    a.coalesce_key = opts.coalesce_key;
+    // `after` and the actions its placeholders name (a reference implies `after`), once each.
+    auto wait_for = [&](std::string_view id) {
+        if (std::find(a.after.begin(), a.after.end(), id) == a.after.end()) a.after.emplace_back(id);
+    };
+    for (const auto& id : opts.after) {
+        if (check_key(id, cfg.max_key_bytes)) return make_error_code(errc::invalid_request);
+        wait_for(id);
+    }
+    for (const auto& id : referenced_ids(a, n.sensitive)) wait_for(id);
     return n;
 }
 
