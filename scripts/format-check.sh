@@ -28,6 +28,17 @@ files=(
   tests/windows/child_process.hpp
   tests/windows/file_journal_windows_tests.cpp
   tests/windows/network_windows_tests.cpp
+  include/syncvault/src.hpp
+  include/syncvault/vault_src.hpp
+  include/syncvault/detail/compile_mode.hpp
+  include/syncvault/detail/uuid.hpp
+  include/syncvault/detail/url_encode.hpp
+  include/syncvault/connectivity/polling_connectivity.hpp
+  include/syncvault/impl/uuid.ipp
+  include/syncvault/impl/url_encode.ipp
+  include/syncvault/impl/request_check.ipp
+  include/syncvault/impl/polling_connectivity.ipp
+  tests/separate/*.cpp
 )
 format=$(command -v clang-format-14 || command -v clang-format)
 "$format" --dry-run --Werror "${files[@]}"
