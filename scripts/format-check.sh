@@ -33,6 +33,17 @@ files=(
   include/syncvault/detail/json_merge.hpp
   include/syncvault/detail/coalesce.hpp
   tests/vault/queue_edit_tests.cpp
+  include/syncvault/src.hpp
+  include/syncvault/vault_src.hpp
+  include/syncvault/detail/compile_mode.hpp
+  include/syncvault/detail/uuid.hpp
+  include/syncvault/detail/url_encode.hpp
+  include/syncvault/connectivity/polling_connectivity.hpp
+  include/syncvault/impl/uuid.ipp
+  include/syncvault/impl/url_encode.ipp
+  include/syncvault/impl/request_check.ipp
+  include/syncvault/impl/polling_connectivity.ipp
+  tests/separate/*.cpp
 )
 format=$(command -v clang-format-14 || command -v clang-format)
 "$format" --dry-run --Werror "${files[@]}"

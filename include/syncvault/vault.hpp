@@ -12,6 +12,9 @@
  * syncvault::background_sync worker{v};   // replays the queue on its own thread
  * v.post("/jobs/complete", job_done{123, "DONE"}, {.idempotency_key = "job_123_complete"});
  * @endcode
+ *
+ * With SYNCVAULT_SEPARATE_COMPILATION defined, `vault` is compiled once, in the file that
+ * includes <syncvault/vault_src.hpp> (see detail/compile_mode.hpp).
  */
 
 #include <syncvault/background_sync.hpp>
@@ -27,6 +30,13 @@ namespace syncvault {
 
 using vault = basic_vault<curl_transport, file_journal, polling_connectivity, jittered_backoff,
                           std::chrono::system_clock>;
+
+#ifdef SYNCVAULT_SEPARATE_COMPILATION
+// Compiled once, by <syncvault/vault_src.hpp> (see detail/compile_mode.hpp): a file that uses
+// `vault` instantiates only the member templates it calls (post's body conversion).
+extern template class basic_vault<curl_transport, file_journal, polling_connectivity, jittered_backoff,
+                                  std::chrono::system_clock>;
+#endif
 
 } // namespace syncvault
 

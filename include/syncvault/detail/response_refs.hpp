@@ -9,10 +9,9 @@
 #include <syncvault/error.hpp>
 #include <syncvault/response_ref.hpp>
 #include <syncvault/detail/request_check.hpp>
+#include <syncvault/detail/url_encode.hpp>
 
 #include <boost/json.hpp>
-#include <boost/url/encode.hpp>
-#include <boost/url/rfc/unreserved_chars.hpp>
 
 #include <optional>
 #include <string>
@@ -143,7 +142,7 @@ inline std::error_code substitute_refs(sync_action& a, std::vector<header>& sens
     if (ec) return failed;
     sync_action out = a;
     auto extra = sensitive;
-    auto for_url = [](const std::string& t) { return boost::urls::encode(t, boost::urls::unreserved_chars); };
+    auto for_url = [](const std::string& t) { return percent_encode_unreserved(t); };
     auto as_is = [](std::string t) { return t; };
     if (!substitute_text(out.path, parent, response, for_url) || check_path(out.path, max_path_bytes)) return failed;
     for (auto* headers : {&out.headers, &extra})

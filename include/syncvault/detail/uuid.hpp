@@ -2,21 +2,21 @@
 #define SYNCVAULT_DETAIL_UUID_HPP
 
 // Random (version 4) UUIDs from Boost.UUID, for action ids and generated idempotency keys.
+// Boost.UUID's generator is seen only by impl/uuid.ipp (compiled once with
+// SYNCVAULT_SEPARATE_COMPILATION, see detail/compile_mode.hpp).
 
-#include <boost/uuid/random_generator.hpp>
-#include <boost/uuid/uuid_io.hpp>
+#include <syncvault/detail/compile_mode.hpp>
 
 #include <string>
 
 namespace syncvault::detail {
 
-inline std::string make_uuid_v4()
-{
-    // One generator per thread: boost::uuids::random_generator is not thread-safe.
-    thread_local boost::uuids::random_generator generate;
-    return boost::uuids::to_string(generate());
-}
+SYNCVAULT_DECL std::string make_uuid_v4();
 
-} // namespace syncvault::detail
+}  // namespace syncvault::detail
+
+#ifndef SYNCVAULT_SEPARATE_COMPILATION
+#include <syncvault/impl/uuid.ipp>
+#endif
 
 #endif
