@@ -391,3 +391,72 @@ TEST_CASE("a vault nobody drives says so once, a minute after actions started wa
     w->post("/b", nullptr);
     CHECK(w->diagnostics().empty());
 }
+
+TEST_CASE("SPEC 9.4: a coalescing write that fails or throws leaves the queue exactly as it was", "[vault][faults][coalesce]")
+{
+    fake_clock clock;
+    faulty_storage s;
+    vault_of<fake_transport, faulty_storage> v{test_config(), fake_transport{}, s, syncvault::manual_connectivity{false},
+                                               exact_backoff(), clock};
+    syncvault::request_options o;
+    o.coalesce_key = "title";
+    auto x = v.post("/todos", boost::json::object{{"title", "a"}}, o);
+    REQUIRE(x.is_queued());
+    const auto before = v.pending_actions();
+
+    SECTION("a save that fails: the error says why, memory and storage keep the earlier action")
+    {
+        s.c->fail_saves = std::make_error_code(std::errc::no_space_on_device);
+        auto y = v.patch("/todos/1", boost::json::object{{"title", "b"}}, o);
+        CHECK(y.error() == std::errc::no_space_on_device);
+        s.c->fail_saves = {};
+    }
+    SECTION("a save that throws")
+    {
+        s.c->throw_on_save = true;
+        auto y = v.patch("/todos/1", boost::json::object{{"title", "b"}}, o);
+        CHECK(y.error() == errc::storage_failed);
+        s.c->throw_on_save = false;
+    }
+    SECTION("a DELETE whose removal fails cancels nothing")
+    {
+        s.c->fail_removes = std::make_error_code(std::errc::io_error);
+        auto y = v.delete_("/todos/1", o);
+        CHECK(y.error() == errc::storage_failed);
+        s.c->fail_removes = {};
+    }
+    CHECK(v.pending_actions() == before);
+    CHECK(s.inner.load_all().value() == before);
+    // And the edit is not wedged: the next one merges.
+    auto z = v.patch("/todos/1", boost::json::object{{"title", "c"}}, o);
+    CHECK(z.action_id() == x.action_id());
+    CHECK(boost::json::parse(v.pending_actions().at(0).body) == boost::json::parse(R"({"title":"c"})"));
+}
+
+TEST_CASE("SPEC 9.4: listeners that call the vault back while a chain fails", "[vault][faults][after]")
+{
+    rig<> r;
+    auto v = r.make(false);
+    auto parent = v->post("/p", nullptr);
+    syncvault::request_options o;
+    o.after = {std::string(parent.action_id())};
+    o.lane = "children";
+    auto child = v->post("/c", nullptr, o);
+    std::vector<bool> requeued;
+    auto sub = v->on_event([&](const syncvault::sync_event& e) {
+        // Re-entrant: from inside the cascade's events, try to requeue the dependent (its parent
+        // is still dead: refused) and post more work.
+        if (e.status == syncvault::sync_event_status::dead_letter && e.action_id == child.action_id()) {
+            requeued.push_back(v->requeue(child.action_id()));
+            v->post("/after-the-fall", nullptr);
+        }
+        throw std::runtime_error("listener bug");
+    });
+    r.net.respond(400);
+    v->connectivity().set_online(true);
+    v->process_queue();
+    CHECK(requeued == std::vector<bool>{false});
+    CHECK(v->dead_letters().size() == 2);
+    CHECK(r.net.request_count() == 2);  // /p, then /after-the-fall
+    CHECK(v->pending_count() == 0);
+}

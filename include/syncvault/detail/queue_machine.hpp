@@ -151,7 +151,9 @@ public:
         }
         side_writes w;
         outbox ignored;  // loading reports nothing: these outcomes were decided before the crash
-        for (const auto& d : dead_) fail_dependents(d.action.id, ignored, w.saved);
+        std::vector<std::string> dead_ids;  // to_dead appends to dead_: walk a copy
+        for (const auto& d : dead_) dead_ids.push_back(d.action.id);
+        for (const auto& id : dead_ids) fail_dependents(id, ignored, w.saved);
         std::vector<std::uint64_t> orphans;  // placeholders whose parent's response is gone
         for (const auto& [seq, e] : pending_)
             if (e.has_refs && !blocked(e)) orphans.push_back(seq);
@@ -716,7 +718,9 @@ private:
             pending_bytes_ = pending_bytes_ - old_bytes + e.action.body.size();
             e.has_refs = !referenced_ids(e.action, e.sensitive).empty();
             unindex_dependent(parent, seq);  // `after` no longer names it
-            if (e.durable) saved.push_back(e.action);
+            // One still being admitted is saved, filled, by its own enqueue (which waits for the
+            // storage lock this settle holds); saving it here could outlive a failed admission.
+            if (e.committed && e.durable) saved.push_back(e.action);
         }
     }
 

@@ -146,6 +146,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
 {
     if (auto merged = coalesce(n)) return std::move(*merged);
     const std::string id = n.action.id;
+    const bool waits_for_others = !n.action.after.empty();
     const bool may_send_now = allow_send && config_.send_on_caller && online();
     detail::queue_machine::admission admitted;
     const sync_action* action = nullptr;
@@ -173,9 +174,11 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
     std::error_code failed;
     if (persist) {
         // A thread-safe storage takes concurrent inserts (they share one sync); inserts of
-        // new ids cannot conflict with the vault's other writes.
+        // new ids cannot conflict with the vault's other writes. An action that waits for
+        // others takes the lock anyway: a parent's success fills its placeholders under it,
+        // and must not do so while this thread reads the action to save it.
         std::unique_lock slock(storage_mutex_, std::defer_lock);
-        if constexpr (!thread_safe_storage<Storage>) slock.lock();
+        if (!thread_safe_storage<Storage> || waits_for_others) slock.lock();
         failed = detail::save_guarded(storage_, *action);
     }
     if (failed) return send_result::failed(detail::storage_failure(failed));
