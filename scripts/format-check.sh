@@ -28,6 +28,11 @@ files=(
   tests/windows/child_process.hpp
   tests/windows/file_journal_windows_tests.cpp
   tests/windows/network_windows_tests.cpp
+  include/syncvault/response_ref.hpp
+  include/syncvault/detail/response_refs.hpp
+  include/syncvault/detail/json_merge.hpp
+  include/syncvault/detail/coalesce.hpp
+  tests/vault/queue_edit_tests.cpp
 )
 format=$(command -v clang-format-14 || command -v clang-format)
 "$format" --dry-run --Werror "${files[@]}"

@@ -431,7 +431,7 @@ private:
           retry_(std::move(r)),
           clock_(std::move(k)),
           machine_({config_.max_pending, config_.max_dead_letters, config_.max_in_flight, config_.max_pending_bytes,
-                    config_.overflow == overflow_policy::drop_oldest}),
+                    config_.overflow == overflow_policy::drop_oldest, config_.max_body_bytes, config_.max_path_bytes}),
           events_(std::make_shared<detail::event_hub>(config_.dispatch)),
           wake_(std::make_shared<detail::wake_hub>())
     {
@@ -494,6 +494,12 @@ private:
 
     /** Admits and writes `n`; sends it at once only if `allow_send` and the config and lane allow. */
     send_result enqueue(detail::new_action n, bool allow_send = true);
+
+    /** Merges `n` into a pending action with its coalesce key, if SPEC 9.4 allows; else nothing. */
+    std::optional<send_result> coalesce(detail::new_action& n);
+
+    /** Writes what a transition left besides its main write (storage_mutex_ held); false: one failed. */
+    bool perform_side_writes(const detail::side_writes& w);
 
     // ---- attempts ---------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ namespace detail {
 inline constexpr std::string_view ref_prefix = "~svref:";  // unreserved in URLs, plain in headers and JSON
 inline constexpr char ref_separator = ':';
 inline constexpr char ref_suffix = '~';
-} // namespace detail
+}  // namespace detail
 
 /**
  * A placeholder for the value at `json_pointer` in the response body of action `action_id`.
@@ -45,6 +45,6 @@ inline std::string response_ref(std::string_view action_id, std::string_view jso
     return out;
 }
 
-} // namespace syncvault
+}  // namespace syncvault
 
 #endif

@@ -48,6 +48,6 @@ inline bool compose_merge_patches(boost::json::object& earlier, const boost::jso
     return true;
 }
 
-} // namespace syncvault::detail
+}  // namespace syncvault::detail
 
 #endif

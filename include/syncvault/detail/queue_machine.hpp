@@ -12,10 +12,22 @@
 // `begin_attempt`, `attempt_started`, `settle`, and always `release` (basic_vault's RAII
 // head_claim calls it even when an exception unwinds). `clear` and `requeue` never erase an
 // entry a claim owns: they mark it, and `release` finishes the job.
+//
+// SPEC 9.4's edits live here too. An action whose `after` names a pending action is not claimed
+// (a blocked head holds its lane, as any head does). Every `after` edge points to an action
+// admitted earlier with a smaller sequence (an id exists only once its action is admitted, a
+// request naming a dead letter is refused, and requeue refuses one whose parent is still dead),
+// and lanes only wait for smaller sequences too, so the smallest pending sequence is never
+// blocked: no cycle, no stuck queue. A parent that fails or is cancelled takes its pending
+// dependents to the dead-letter list at once, transitively; one that succeeds fills their
+// `response_ref` placeholders, and the rewritten dependents are saved before the parent's
+// removal, so a crash in between replays the parent rather than losing its response.
 
 #include <syncvault/action.hpp>
 #include <syncvault/events.hpp>
+#include <syncvault/detail/coalesce.hpp>
 #include <syncvault/detail/request_builder.hpp>
+#include <syncvault/detail/response_refs.hpp>
 #include <syncvault/detail/retry_decision.hpp>
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -45,6 +57,8 @@ struct queue_entry {
     bool claimed = false;           // a head claim owns it
     bool in_flight = false;         // its transfer is running
     bool removed = false;           // cleared while claimed: `release` erases it
+    bool editing = false;           // a coalescing write is under way: not evicted meanwhile
+    bool has_refs = false;          // holds `response_ref` placeholders still to fill
 };
 
 /**
@@ -87,6 +101,15 @@ struct storage_write {
     sync_action dead;                // save_dead: the dead letter
     std::string id;                  // remove
     std::vector<std::string> evicted;  // dead letters over the bound: remove them too
+    /// Saved before the main write: dependents rewritten with a parent's response, dependents
+    /// dead-lettered with it. Each is saved only if still current (`queue_machine::current`).
+    std::vector<sync_action> first;
+};
+
+/** Writes that follow a transition besides its main one (cascaded dead letters, evictions). */
+struct side_writes {
+    std::vector<std::string> removed;  // ids to remove from storage
+    std::vector<sync_action> saved;    // dead letters to save
 };
 
 class queue_machine {
@@ -97,14 +120,19 @@ public:
         std::size_t max_in_flight = 1;
         std::size_t max_pending_bytes = std::size_t(64) << 20;
         bool drop_oldest = false;  // overflow_policy::drop_oldest
+        std::size_t max_body_bytes = std::size_t(1) << 20;  // a coalesced body's limit
+        std::size_t max_path_bytes = 2048;                  // a substituted path's limit
     };
 
     explicit queue_machine(settings s) : settings_(s) {}
 
     // ---- loading ------------------------------------------------------------------------------
 
-    /** Takes what storage holds; returns the ids of dead letters over the bound (to remove). */
-    std::vector<std::string> load(std::vector<sync_action> actions, time_point now, std::chrono::milliseconds cap)
+    /**
+     * Takes what storage holds. Returns the dead letters over the bound (to remove) and, after a
+     * crash between a parent's dead-lettering and its dependents', those dependents (to save).
+     */
+    side_writes load(std::vector<sync_action> actions, time_point now, std::chrono::milliseconds cap)
     {
         std::stable_sort(actions.begin(), actions.end(),
                          [](const auto& a, const auto& b) { return a.sequence < b.sequence; });
@@ -121,12 +149,21 @@ public:
             ++visible_;
             insert(std::move(e));
         }
-        return trim_dead();
+        side_writes w;
+        outbox ignored;  // loading reports nothing: these outcomes were decided before the crash
+        for (const auto& d : dead_) fail_dependents(d.action.id, ignored, w.saved);
+        std::vector<std::uint64_t> orphans;  // placeholders whose parent's response is gone
+        for (const auto& [seq, e] : pending_)
+            if (e.has_refs && !blocked(e)) orphans.push_back(seq);
+        for (auto seq : orphans)
+            if (pending_.contains(seq)) w.saved.push_back(to_dead(seq, {}, make_error_code(errc::dependency_failed), ignored, w.saved));
+        w.removed = trim_dead();
+        return w;
     }
 
     // ---- admission ----------------------------------------------------------------------------
 
-    enum class admit_status { admitted, duplicate, key_being_written, full };
+    enum class admit_status { admitted, duplicate, key_being_written, full, dependency_failed };
     struct admission {
         admit_status status = admit_status::admitted;
         std::string existing_id;    // duplicate: the action that holds the key
@@ -146,6 +183,7 @@ public:
             if (!e.committed) return {admit_status::key_being_written, {}, 0, false};
             return {admit_status::duplicate, e.action.id, 0, false};
         }
+        if (!dependencies_admissible(n.action, n.sensitive)) return {admit_status::dependency_failed, {}, 0, false};
         const std::size_t bytes = n.action.body.size();
         auto fits = [&] {
             return pending_.size() < settings_.max_pending && pending_bytes_ + bytes <= settings_.max_pending_bytes;
@@ -162,7 +200,7 @@ public:
         e.action.created_at = e.action.next_attempt_at = now;
         const auto seq = e.action.sequence;
         const bool lane_empty = !lanes_.contains(e.action.lane);
-        const bool send_now = may_send_now && !paused_ && lane_empty && free_slot();
+        const bool send_now = may_send_now && !paused_ && lane_empty && free_slot() && !blocked(e);
         insert(std::move(e));
         if (send_now) take_claim(seq);
         return {admit_status::admitted, {}, seq, send_now};
@@ -170,10 +208,10 @@ public:
 
     /**
      * The write of an admitted entry succeeded (`durable`) or was skipped (write_ahead off).
-     * Over a limit with drop_oldest: cancels the oldest others until it fits, and returns the
-     * ids of those storage holds (to remove).
+     * Over a limit with drop_oldest: cancels the oldest others until it fits, and says what to
+     * write (those storage holds to remove, their dependents' dead letters to save).
      */
-    std::vector<std::string> commit(std::uint64_t seq, bool durable, outbox& out)
+    side_writes commit(std::uint64_t seq, bool durable, outbox& out)
     {
         auto& e = pending_.at(seq);
         e.committed = true;
@@ -182,6 +220,55 @@ public:
         out.add(e.action, sync_event_status::queued, 0);
         if (!settings_.drop_oldest) return {};
         return make_room(out, seq);
+    }
+
+    // ---- coalescing (SPEC 9.4) -----------------------------------------------------------------
+
+    struct coalesce_plan {
+        coalesce_outcome::kind what = coalesce_outcome::kind::queue_behind;
+        std::uint64_t sequence = 0;  // the earlier action
+        sync_action before;          // as it is (put back if the write fails)
+        sync_action merged;          // kind::merge: as it becomes
+    };
+
+    /**
+     * Whether `n` merges into the newest pending action of its lane with its coalesce key, and
+     * how. That action is marked `editing` until `finish_coalesce`: the caller, holding the
+     * storage lock (so nothing sends it meanwhile), writes the change first.
+     */
+    std::optional<coalesce_plan> plan_coalesce(const new_action& n)
+    {
+        const auto& a = n.action;
+        if (a.coalesce_key.empty() || by_key_.contains(a.idempotency_key)) return std::nullopt;
+        if (a.method != http_method::put && a.method != http_method::patch && a.method != http_method::delete_)
+            return std::nullopt;
+        auto group = coalesce_.find(coalesce_group(a));
+        if (group == coalesce_.end()) return std::nullopt;
+        auto& x = pending_.at(*group->second.rbegin());  // the newest: never look past it
+        // Ever attempted, its effect may have reached the server: never touched.
+        if (!x.committed || x.removed || x.claimed || x.in_flight || x.editing || x.action.attempts > 0)
+            return std::nullopt;
+        auto outcome = coalesce(x.action, a, settings_.max_body_bytes);
+        if (outcome.what == coalesce_outcome::kind::queue_behind) return std::nullopt;
+        x.editing = true;
+        return coalesce_plan{outcome.what, x.action.sequence, x.action, std::move(outcome.merged)};
+    }
+
+    /** The coalescing write is over: `merged` (if it was written) replaces the earlier action. */
+    void finish_coalesce(std::uint64_t seq, const sync_action* merged, const std::vector<header>& sensitive) noexcept
+    {
+        auto it = pending_.find(seq);
+        if (it == pending_.end()) return;
+        auto& e = it->second;
+        e.editing = false;
+        if (!merged || e.removed) return;
+        pending_bytes_ = pending_bytes_ - e.action.body.size() + merged->body.size();
+        e.action.method = merged->method;
+        e.action.path = merged->path;
+        e.action.headers = merged->headers;
+        e.action.body = merged->body;
+        if (!sensitive.empty()) e.sensitive = sensitive;  // the newer credentials
+        e.has_refs = !e.action.after.empty() && !referenced_ids(e.action, e.sensitive).empty();
     }
 
     /** The write of an admitted entry failed: as if it had never been admitted. */
@@ -208,7 +295,7 @@ public:
         for (auto& [lane, seqs] : lanes_) {
             if (claimed_lanes_.contains(lane) || skip_lanes.contains(lane)) continue;
             auto& head = pending_.at(seqs.front());
-            if (!head.committed) continue;  // an earlier enqueue is still being written
+            if (!head.committed || blocked(head)) continue;  // still being written, or waiting for a parent
             clamp_wait(head.action, now, cap);
             if (respect_timers && head.action.next_attempt_at > now) continue;
             if (!best || head.action.sequence < *best) best = head.action.sequence;
@@ -217,7 +304,7 @@ public:
         return best;
     }
 
-    enum class start { go, gone, expired, exhausted };
+    enum class start { go, gone, expired, exhausted, unresolved };
 
     /** Counts the attempt about to be made (persisted by the caller before the transfer). */
     start begin_attempt(std::uint64_t seq, time_point now, std::chrono::milliseconds key_lifetime, int max_retries)
@@ -229,6 +316,9 @@ public:
         // A budget spent on attempts cut short by crashes (counted, no outcome): an action that
         // kills the process each time it is sent must not be retried forever.
         if (a.action.attempts > max_retries) return start::exhausted;
+        // A placeholder whose parent left without filling it (cleared, or storage lost it)
+        // must never reach the server.
+        if (a.has_refs) return start::unresolved;
         ++a.action.attempts;
         return start::go;
     }
@@ -283,45 +373,53 @@ public:
             last_attempt_failed_ = true;
             out.add(a, sync_event_status::failed, a.attempts, std::move(response), d.error);
             --a.attempts;
-            return {storage_write::kind::save_entry, seq, &e.action, !e.durable, {}, {}, {}};
+            return {storage_write::kind::save_entry, seq, &e.action, !e.durable, {}, {}, {}, {}};
         }
         if (response) ++a.answered;
         if (d.what == verdict::dropped) {
             out.add(a, sync_event_status::cancelled, a.attempts, std::move(response), make_error_code(errc::cancelled));
             storage_write w;
-            if (e.durable) w = {storage_write::kind::remove, 0, nullptr, false, {}, a.id, {}};
+            if (e.durable) w = {storage_write::kind::remove, 0, nullptr, false, {}, a.id, {}, {}};
             hide(e);
+            fail_dependents(a.id, out, w.first);
             return w;
         }
 
         if (d.what == verdict::success) {
             last_attempt_failed_ = false;
-            out.add(a, sync_event_status::success, a.attempts, std::move(response));
             storage_write w;
-            if (e.durable) w = {storage_write::kind::remove, 0, nullptr, false, {}, a.id, {}};
+            if (e.durable) w = {storage_write::kind::remove, 0, nullptr, false, {}, a.id, {}, {}};
             hide(e);  // `release` erases it
+            // Its dependents' placeholders are filled now, under the same lock, and saved before
+            // its removal: nothing can claim a dependent in between.
+            outbox dependents;
+            fill_dependents(a.id, response ? std::string_view(response->body) : std::string_view(), dependents, w.first);
+            out.add(a, sync_event_status::success, a.attempts, std::move(response));
+            for (auto& ev : dependents.events) out.events.push_back(std::move(ev));
             return w;
         }
         last_attempt_failed_ = true;
         if (d.what == verdict::dead) return dead_letter(seq, std::move(response), d.error, out);
         a.next_attempt_at = d.next_attempt_at;
         out.add(a, sync_event_status::failed, a.attempts, std::move(response), d.error);
-        return {storage_write::kind::save_entry, seq, &e.action, !e.durable, {}, {}, {}};
+        return {storage_write::kind::save_entry, seq, &e.action, !e.durable, {}, {}, {}, {}};
     }
 
-    /** The entry leaves the queue for the dead-letter list; says what to write. */
+    /** The entry (and its dependents) leave the queue for the dead-letter list; says what to write. */
     storage_write dead_letter(std::uint64_t seq, std::optional<http_response> response, std::error_code error, outbox& out)
     {
-        auto& e = pending_.at(seq);
-        end_transfer(e);
-        e.action.state = action_state::dead;
-        if (error && error.category() == error_category()) e.action.last_error = error.value();
-        out.add(e.action, sync_event_status::dead_letter, e.action.attempts, std::move(response), error);
-        storage_write w{storage_write::kind::save_dead, 0, nullptr, false, e.action, {}, {}};
-        dead_.push_back({e.action, std::move(e.sensitive)});
-        hide(e);  // `release` erases it (a claim owns it)
+        storage_write w{storage_write::kind::save_dead, 0, nullptr, false, {}, {}, {}, {}};
+        w.dead = to_dead(seq, std::move(response), error, out, w.first);
         w.evicted = trim_dead();
         return w;
+    }
+
+    /** Whether `a` (a copy taken for a deferred write) still stands as it was: pending, or dead. */
+    bool current(const sync_action& a) const
+    {
+        if (a.state == action_state::dead) return find_dead(a.id) != dead_.end();
+        auto it = by_id_.find(a.id);
+        return it != by_id_.end() && !pending_.at(it->second).removed;
     }
 
     /** The written entry became durable (write_ahead off: stored at its first retry). */
@@ -358,17 +456,19 @@ public:
     }
 
     /**
-     * Cancels `seq` (its record is gone from storage already). A drain that claimed it meanwhile
-     * has not sent it (the caller held the storage lock): the claim drops it. False if it is in
-     * flight or gone.
+     * Cancels `seq` (its record is gone from storage already); its dependents become dead
+     * letters, appended to `dead` (to save). A drain that claimed it meanwhile has not sent it
+     * (the caller held the storage lock): the claim drops it. False if it is in flight or gone.
      */
-    bool cancel(std::uint64_t seq, std::error_code why, outbox& out)
+    bool cancel(std::uint64_t seq, std::error_code why, outbox& out, std::vector<sync_action>& dead)
     {
         auto it = pending_.find(seq);
         if (it == pending_.end() || it->second.removed || it->second.in_flight) return false;
+        const std::string id = it->second.action.id;
         out.add(it->second.action, sync_event_status::cancelled, it->second.action.attempts, std::nullopt, why);
         if (it->second.claimed) hide(it->second);
         else erase(seq);
+        fail_dependents(id, out, dead);
         return true;
     }
 
@@ -415,6 +515,8 @@ public:
     {
         auto it = find_dead(id);
         if (it == dead_.end() || by_key_.contains(it->action.idempotency_key)) return std::nullopt;
+        // Waiting again for a parent that is still dead could never end.
+        if (!dependencies_admissible(it->action, it->sensitive)) return std::nullopt;
         return new_action{it->action, it->sensitive};
     }
 
@@ -482,7 +584,7 @@ public:
         for (auto& [lane, seqs] : lanes_) {
             if (claimed_lanes_.contains(lane)) continue;
             auto& head = pending_.at(seqs.front());
-            if (!head.committed) continue;
+            if (!head.committed || blocked(head)) continue;  // a parent's end wakes the driver
             clamp_wait(head.action, now, cap);
             if (!due || head.action.next_attempt_at < *due) due = head.action.next_attempt_at;
         }
@@ -514,19 +616,124 @@ private:
         return count < settings_.max_pending && total + bytes <= settings_.max_pending_bytes;
     }
 
-    /** Cancels the oldest unclaimed entries but `keep` until within the limits; returns the stored ones' ids. */
-    std::vector<std::string> make_room(outbox& out, std::uint64_t keep)
+    /** Cancels the oldest unclaimed entries but `keep` until within the limits; says what to write. */
+    side_writes make_room(outbox& out, std::uint64_t keep)
     {
-        std::vector<std::string> stored;
+        side_writes w;
         for (auto it = pending_.begin(); it != pending_.end();) {
             if (pending_.size() <= settings_.max_pending && pending_bytes_ <= settings_.max_pending_bytes) break;
             auto& e = (it++)->second;
-            if (!e.committed || e.claimed || e.removed || e.action.sequence == keep) continue;
+            if (!e.committed || e.claimed || e.removed || e.editing || e.action.sequence == keep) continue;
             out.add(e.action, sync_event_status::cancelled, e.action.attempts, std::nullopt, make_error_code(errc::evicted));
-            if (e.durable) stored.push_back(e.action.id);
+            if (e.durable) w.removed.push_back(e.action.id);
+            const std::string id = e.action.id;
+            const auto next = it == pending_.end() ? next_sequence_ : it->first;
             erase(e.action.sequence);
+            fail_dependents(id, out, w.saved);
+            it = pending_.lower_bound(next);  // the cascade may have erased `next` too
         }
-        return stored;
+        return w;
+    }
+
+    // ---- dependencies (SPEC 9.4) ----------------------------------------------------------------
+
+    /** Whether `e` waits for an action that is still pending. */
+    bool blocked(const queue_entry& e) const
+    {
+        for (const auto& id : e.action.after)
+            if (auto it = by_id_.find(id); it != by_id_.end() && !pending_.at(it->second).removed) return true;
+        return false;
+    }
+
+    /**
+     * Whether `a` may join the queue: none of the actions it waits for is a dead letter (it could
+     * only fail), and each whose response it references is pending (a response that is gone
+     * cannot fill the placeholder).
+     */
+    bool dependencies_admissible(const sync_action& a, const std::vector<header>& sensitive) const
+    {
+        if (a.after.empty()) return true;
+        for (const auto& id : a.after)
+            if (find_dead(id) != dead_.end()) return false;
+        for (const auto& id : referenced_ids(a, sensitive)) {
+            auto it = by_id_.find(id);
+            if (it == by_id_.end() || pending_.at(it->second).removed) return false;
+        }
+        return true;
+    }
+
+    /**
+     * Moves `seq` to the dead-letter list and, transitively, every pending action waiting for it
+     * (`errc::dependency_failed`); appends the dependents' dead letters to `dead`, returns its own.
+     */
+    sync_action to_dead(std::uint64_t seq, std::optional<http_response> response, std::error_code error, outbox& out,
+                        std::vector<sync_action>& dead)
+    {
+        auto& e = pending_.at(seq);
+        end_transfer(e);
+        e.action.state = action_state::dead;
+        if (error && error.category() == error_category()) e.action.last_error = error.value();
+        out.add(e.action, sync_event_status::dead_letter, e.action.attempts, std::move(response), error);
+        sync_action copy = e.action;
+        dead_.push_back({e.action, std::move(e.sensitive)});
+        if (e.claimed) hide(e);  // `release` erases it
+        else erase(seq);
+        fail_dependents(copy.id, out, dead);
+        return copy;
+    }
+
+    /** Dead-letters the pending actions that wait for `parent` (which failed or was cancelled). */
+    void fail_dependents(const std::string& parent, outbox& out, std::vector<sync_action>& dead)
+    {
+        auto it = dependents_.find(parent);
+        if (it == dependents_.end()) return;
+        const auto waiting = it->second;  // to_dead edits the index
+        for (auto seq : waiting) {
+            auto e = pending_.find(seq);
+            if (e == pending_.end() || e->second.removed || e->second.in_flight) continue;
+            dead.push_back(to_dead(seq, std::nullopt, make_error_code(errc::dependency_failed), out, dead));
+        }
+    }
+
+    /**
+     * `parent` succeeded with `body`: each dependent's placeholders naming it are filled (a copy
+     * appended to `saved`), or, if a pointer does not resolve, the dependent is dead-lettered.
+     */
+    void fill_dependents(const std::string& parent, std::string_view body, outbox& out, std::vector<sync_action>& saved)
+    {
+        auto it = dependents_.find(parent);
+        if (it == dependents_.end()) return;
+        const auto waiting = it->second;
+        for (auto seq : waiting) {
+            auto found = pending_.find(seq);
+            if (found == pending_.end() || found->second.removed || !found->second.has_refs) continue;
+            auto& e = found->second;
+            const auto old_bytes = e.action.body.size();
+            if (substitute_refs(e.action, e.sensitive, parent, body, settings_.max_path_bytes)) {
+                saved.push_back(to_dead(seq, std::nullopt, make_error_code(errc::dependency_failed), out, saved));
+                continue;
+            }
+            pending_bytes_ = pending_bytes_ - old_bytes + e.action.body.size();
+            e.has_refs = !referenced_ids(e.action, e.sensitive).empty();
+            unindex_dependent(parent, seq);  // `after` no longer names it
+            if (e.durable) saved.push_back(e.action);
+        }
+    }
+
+    void unindex_dependent(const std::string& parent, std::uint64_t seq)
+    {
+        auto it = dependents_.find(parent);
+        if (it == dependents_.end()) return;
+        std::erase(it->second, seq);
+        if (it->second.empty()) dependents_.erase(it);
+    }
+
+    static std::string coalesce_group(const sync_action& a)
+    {
+        std::string group = a.lane;
+        group += '\0';  // lanes hold no control characters
+        group += a.coalesce_key;
+        return group;
     }
 
     static void clamp_wait(sync_action& a, time_point now, std::chrono::milliseconds cap)
@@ -537,6 +744,11 @@ private:
     void insert(queue_entry e)
     {
         const auto seq = e.action.sequence;
+        if (!e.action.after.empty()) {
+            e.has_refs = !referenced_ids(e.action, e.sensitive).empty();
+            for (const auto& parent : e.action.after) dependents_[parent].push_back(seq);
+        }
+        if (!e.action.coalesce_key.empty()) coalesce_[coalesce_group(e.action)].insert(seq);
         by_key_.emplace(e.action.idempotency_key, seq);
         by_id_.emplace(e.action.id, seq);
         lanes_[e.action.lane].push_back(seq);  // sequences only grow: each lane stays sorted
@@ -559,6 +771,12 @@ private:
         const auto& a = it->second.action;
         if (auto k = by_key_.find(a.idempotency_key); k != by_key_.end() && k->second == seq) by_key_.erase(k);
         if (auto i = by_id_.find(a.id); i != by_id_.end() && i->second == seq) by_id_.erase(i);
+        for (const auto& parent : a.after) unindex_dependent(parent, seq);
+        if (!a.coalesce_key.empty())
+            if (auto g = coalesce_.find(coalesce_group(a)); g != coalesce_.end()) {
+                g->second.erase(seq);
+                if (g->second.empty()) coalesce_.erase(g);
+            }
         pending_bytes_ -= a.body.size();
         if (auto l = lanes_.find(a.lane); l != lanes_.end()) {
             auto& seqs = l->second;
@@ -613,6 +831,8 @@ private:
     boost::unordered_flat_map<std::string, std::uint64_t> by_id_;   // action id -> sequence
     boost::unordered_flat_map<std::uint64_t, std::string> claims_;  // claimed sequence -> its lane
     boost::unordered_flat_set<std::string> claimed_lanes_;
+    boost::unordered_flat_map<std::string, std::vector<std::uint64_t>> dependents_;  // id -> who waits for it
+    boost::unordered_flat_map<std::string, std::set<std::uint64_t>> coalesce_;        // lane + key -> actions
     std::deque<dead_entry> dead_;                                  // oldest first
     std::uint64_t next_sequence_ = 1;
     std::size_t in_flight_ = 0;

@@ -25,15 +25,13 @@ namespace syncvault::detail {
 struct found_ref {
     std::size_t begin = 0, end = 0;  // [begin, end) in the text
     std::string_view action_id;
-    std::string pointer;             // decoded
+    std::string pointer;  // decoded
 };
 
 /** The first well-formed placeholder at or after `from`; malformed ones are plain text. */
 inline std::optional<found_ref> next_ref(std::string_view text, std::size_t from)
 {
-    auto unhex = [](char c) {
-        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    };
+    auto unhex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
     for (auto at = text.find(ref_prefix, from); at != std::string_view::npos; at = text.find(ref_prefix, at + 1)) {
         const auto id_begin = at + ref_prefix.size();
         const auto sep = text.find(ref_separator, id_begin);
@@ -162,6 +160,6 @@ inline std::error_code substitute_refs(sync_action& a, std::vector<header>& sens
     return {};
 }
 
-} // namespace syncvault::detail
+}  // namespace syncvault::detail
 
 #endif

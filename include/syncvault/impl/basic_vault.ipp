@@ -118,7 +118,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::load() -
 {
     auto loaded = storage_.load_all();
     if (!loaded) throw std::system_error(loaded.error(), "syncvault: cannot load the queue from storage");
-    for (const auto& id : machine_.load(std::move(*loaded), now(), cap())) (void)detail::remove_guarded(storage_, id);
+    (void)perform_side_writes(machine_.load(std::move(*loaded), now(), cap()));
     if constexpr (diagnosing_storage<Storage>) {
         for (auto& d : storage_.take_diagnostics()) {
             diagnostics_.push_back(d);
@@ -144,6 +144,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::read(htt
 template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
 auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(detail::new_action n, bool allow_send) -> send_result
 {
+    if (auto merged = coalesce(n)) return std::move(*merged);
     const std::string id = n.action.id;
     const bool may_send_now = allow_send && config_.send_on_caller && online();
     detail::queue_machine::admission admitted;
@@ -159,6 +160,8 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
             return send_result::queued(std::move(admitted.existing_id));
         if (admitted.status == detail::queue_machine::admit_status::full)
             return send_result::failed(errc::queue_full);
+        if (admitted.status == detail::queue_machine::admit_status::dependency_failed)
+            return send_result::failed(errc::dependency_failed);
         action = &machine_.action(admitted.sequence);  // uncommitted: ours alone until commit
     }
     const auto seq = admitted.sequence;
@@ -176,7 +179,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
         failed = detail::save_guarded(storage_, *action);
     }
     if (failed) return send_result::failed(detail::storage_failure(failed));
-    std::vector<std::string> evicted;
+    detail::side_writes evicted;
     {
         std::lock_guard lock(mutex_);
         detail::outbox out;
@@ -185,15 +188,11 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::enqueue(
         publish(out);
         if (!admitted.send_now) check_driven(now());
     }
-    if (!evicted.empty()) {  // overflow_policy::drop_oldest: cancelled, so synced like a cancel
+    if (!evicted.removed.empty() || !evicted.saved.empty()) {  // drop_oldest: cancelled, so synced like a cancel
         std::lock_guard slock(storage_mutex_);
-        std::error_code e;
-        for (const auto& old : evicted)
-            if (auto r = remove_guarded(old); r && !e) e = r;
-        if (!e) e = flush_guarded();
-        if (e) {
+        if (!perform_side_writes(evicted) || flush_guarded()) {
             std::lock_guard lock(mutex_);
-            add_diagnostic({e, "could not remove actions evicted to make room"});
+            add_diagnostic({make_error_code(errc::storage_failed), "could not remove actions evicted to make room"});
         }
     }
     written_.notify_all();
@@ -225,8 +224,10 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
         const auto start = machine_.begin_attempt(seq, t, config_.idempotency_key_lifetime, config_.max_retries);
         if (start == detail::queue_machine::start::gone) return {};
         if (start != detail::queue_machine::start::go) {
-            const auto why = make_error_code(start == detail::queue_machine::start::expired ? errc::key_expired
-                                                                                            : errc::max_retries_exceeded);
+            using detail::queue_machine;
+            const auto why = make_error_code(start == queue_machine::start::expired     ? errc::key_expired
+                                             : start == queue_machine::start::unresolved ? errc::dependency_failed
+                                                                                         : errc::max_retries_exceeded);
             auto write = machine_.dead_letter(seq, std::nullopt, why, out);
             lock.unlock();
             perform(write);
@@ -372,9 +373,13 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::cancel(s
                 return false;
             }
         }
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         detail::outbox out;
-        if (!machine_.cancel(seq, make_error_code(errc::cancelled), out)) return false;
+        detail::side_writes dependents;
+        if (!machine_.cancel(seq, make_error_code(errc::cancelled), out, dependents.saved)) return false;
+        lock.unlock();
+        (void)perform_side_writes(dependents);
+        lock.lock();
         publish(out);
     }
     events_->deliver();
@@ -417,6 +422,16 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform(
     using kind = detail::storage_write::kind;
     std::error_code failed;
     std::string what;
+    for (const auto& a : w.first) {
+        {
+            std::lock_guard lock(mutex_);
+            if (!machine_.current(a)) continue;  // evicted meanwhile: its removal follows ours
+        }
+        if (auto e = save_guarded(a)) {
+            std::lock_guard lock(mutex_);
+            add_diagnostic({e, "could not record action " + a.id + " after its parent's outcome"});
+        }
+    }
     switch (w.what) {
     case kind::none: break;
     case kind::save_entry: {
@@ -443,6 +458,74 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform(
     std::lock_guard lock(mutex_);
     if (failed) add_diagnostic({failed, what});
     return true;
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform_side_writes(const detail::side_writes& w) -> bool
+{
+    bool ok = true;
+    for (const auto& a : w.saved) ok = !save_guarded(a) && ok;
+    for (const auto& id : w.removed) ok = !remove_guarded(id) && ok;
+    if (!ok) {
+        std::lock_guard lock(mutex_);
+        add_diagnostic({make_error_code(errc::storage_failed), "could not record the actions a cancellation or failure took along"});
+    }
+    return ok;
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::coalesce(detail::new_action& n) -> std::optional<send_result>
+{
+    if (n.action.coalesce_key.empty()) return std::nullopt;
+    detail::outbox out;
+    std::string target;
+    {
+        // The storage lock keeps the earlier action from being sent while it is rewritten.
+        std::lock_guard slock(storage_mutex_);
+        std::optional<detail::queue_machine::coalesce_plan> plan;
+        {
+            std::lock_guard lock(mutex_);
+            plan = machine_.plan_coalesce(n);
+        }
+        if (!plan) return std::nullopt;
+        target = plan->before.id;
+        const sync_action* merged = nullptr;
+        struct editing_scope {  // ends the edit on every path, exceptions included
+            basic_vault& v;
+            std::uint64_t seq;
+            const sync_action*& merged;
+            const std::vector<header>& sensitive;
+            ~editing_scope()
+            {
+                std::lock_guard lock(v.mutex_);
+                v.machine_.finish_coalesce(seq, merged, sensitive);
+            }
+        } scope{*this, plan->sequence, merged, n.sensitive};
+
+        const bool cancel_both = plan->what == detail::coalesce_outcome::kind::cancel_both;
+        std::error_code failed = cancel_both ? remove_guarded(target) : save_guarded(plan->merged);
+        if (!failed) failed = flush_guarded();
+        if (failed) {
+            (void)save_guarded(plan->before);  // not synced: put the earlier action back as it was
+            return send_result::failed(detail::storage_failure(failed), target);
+        }
+        if (!cancel_both) {
+            merged = &plan->merged;
+        } else {
+            detail::side_writes dependents;
+            {
+                std::lock_guard lock(mutex_);
+                (void)machine_.cancel(plan->sequence, make_error_code(errc::cancelled), out, dependents.saved);
+            }
+            (void)perform_side_writes(dependents);
+        }
+    }
+    {
+        std::lock_guard lock(mutex_);
+        publish(out);
+    }
+    events_->deliver();
+    return send_result::queued(target);
 }
 
 template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
