@@ -174,7 +174,7 @@ struct item {
     std::string key;     // the idempotency key of the latest change: what `tracker` follows
     std::string create_action;  // the POST's action id, while its answer (the id) may be pending
     struct queued_change {
-        std::string action_id, key, what;
+        std::string action_id, key, change;
     };
     std::vector<queued_change> queued;  // changes that were queued (a coalesced one names one)
     syncvault::event_tracker tracker;
@@ -440,8 +440,8 @@ private:
             // under its own idempotency key, which the tracker follows from now on.
             it.key = earlier->key;
             track(it);
-            outcome = "is_queued(), naming action " + action.substr(0, 8) + ", the waiting " + earlier->what +
-                      ": merged into it, still one request";
+            outcome = "is_queued() naming action " + action.substr(0, 8) + " (the waiting " + earlier->change +
+                      "): merged, still one request";
         } else if (r.is_sent()) {
             outcome = "sent: HTTP " + std::to_string(r.response()->status);
             if (mark(it) == "failed") outcome += ", failed for good";
@@ -453,7 +453,7 @@ private:
         } else {
             outcome = "error: " + r.error().message();
         }
-        if (r.is_queued() && earlier == it.queued.end()) it.queued.push_back({action, it.key, what});
+        if (r.is_queued() && earlier == it.queued.end()) it.queued.push_back({action, it.key, change});
         out_.line("  " + what + " -> " + outcome);
         return r;
     }
@@ -654,7 +654,7 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     for (auto i = before; i < applied.size(); ++i) out.line("  server applied: " + applied[i]);
     const auto errand_id = app.server_id(errand);
     const auto held = errand_id ? server.item(*errand_id) : boost::json::value();
-    out.line("  server holds item " + std::to_string(errand) + " as " + boost::json::serialize(held));
+    out.line("  server: item " + std::to_string(errand) + " is " + boost::json::serialize(held));
     const auto* errand_item = held.if_object();
     const bool chained = applied.size() == before + 3 && errand_item && errand_item->at("done") == true &&
                          errand_item->at("text") == "Pick up the suit and two shirts from the cleaners";

@@ -1667,6 +1667,7 @@ TEST_CASE("a chain created offline replays with the server's id after a crash or
     }
     REQUIRE(total_writes >= 4);  // two inserts, and the drain's own writes
 
+    int crashes = 0, power_cuts = 0;
     // Death right after write k (k = 1..total), or at write k + 1 (k = 0..total - 1), so what the
     // process did between the two (a send whose answer the crash loses) happened.
     for (int k = 0; k <= total_writes; ++k)
@@ -1692,6 +1693,7 @@ TEST_CASE("a chain created offline replays with the server's id after a crash or
                     REQUIRE(lengths.size() == cuts);  // the runs are deterministic
                     const auto length = lengths[lengths.size() - 1 - cut];  // the whole journal first
                     const bool power_cut = cut > 0;
+                    ++(power_cut ? power_cuts : crashes);
                     INFO("crash " << (before_next ? "before write " : "after write ") << (before_next ? k + 1 : k)
                                   << " of " << total_writes << (throws ? " (writes throw)" : "")
                                   << (power_cut ? ", power cut to " + std::to_string(length) + " bytes" : ""));
@@ -1735,4 +1737,6 @@ TEST_CASE("a chain created offline replays with the server's id after a crash or
                     }
                 }
             }
+    CHECK(crashes == 4 * total_writes);  // each write, two ways to die at it, two ways to refuse
+    CHECK(power_cuts > total_writes);  // the drain's writes are synced lazily: many prefixes to keep
 }
