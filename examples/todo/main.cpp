@@ -6,14 +6,20 @@
 // retrying, synced, failed) from an `event_tracker` that follows the item's latest change by its
 // idempotency key.
 //
+// The server assigns each item's id when it is created. An item added offline has none yet, so
+// its later changes name it with `syncvault::response_ref(<the POST's action id>, "/id")`: the
+// vault sends them after the POST succeeds, with the id from its response (SPEC 9.4). Renames
+// carry a coalesce key: two renames that wait together become one request.
+//
 // The server wants a bearer token that expires. `before_send` attaches the current one to every
 // attempt (the Authorization header is never written to the journal); on a 401 `refresh_auth`
 // gets a new one with the refresh token and the action is retried at once. When the refresh is
 // refused too, the vault pauses (`is_paused()`) with the queue intact until the user logs in.
 //
 //   todo --demo    a scripted tour: server down, changes queue, app restarts, server back, drain
-//   todo           interactive: add <text> | done <n> | rm <n> | list | offline | online |
-//                  expire (server clock +1 h) | revoke (end sessions) | login | quit
+//   todo           interactive: add <text> | rename <n> <text> | done <n> | rm <n> | list |
+//                  offline | online | expire (server clock +1 h) | revoke (end sessions) |
+//                  login | quit
 
 #include "todo_server.hpp"
 
@@ -22,6 +28,7 @@
 
 #include <boost/hana/define_struct.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -32,6 +39,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -42,11 +50,14 @@ using syncvault::sync_event_status;
 using syncvault::sync_status;
 
 // Request bodies: Hana-reflected structs become JSON objects.
-struct new_todo {
-    BOOST_HANA_DEFINE_STRUCT(new_todo, (std::int64_t, id), (std::string, text));
+struct new_todo {  // the server assigns the id
+    BOOST_HANA_DEFINE_STRUCT(new_todo, (std::string, text));
 };
 struct todo_patch {
     BOOST_HANA_DEFINE_STRUCT(todo_patch, (bool, done));
+};
+struct todo_rename {
+    BOOST_HANA_DEFINE_STRUCT(todo_rename, (std::string, text));
 };
 
 /** Output shared by the main thread and the sync worker's callbacks. */
@@ -144,12 +155,28 @@ private:
     std::string access_, refresh_;
 };
 
+/** The "id" member of a JSON object (the server's answer to POST /todos). */
+std::optional<std::int64_t> id_in(const std::string& body)
+{
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(body, ec);
+    const auto* o = ec ? nullptr : v.if_object();
+    const auto* id = o ? o->if_contains("id") : nullptr;
+    return id && id->is_int64() ? std::optional(id->get_int64()) : std::nullopt;
+}
+
 struct item {
-    std::int64_t id = 0;
+    std::int64_t id = 0;  // the app's number for the item (`done <n>`); the server assigns its own
     std::string text;
     bool done = false, deleting = false;
     int revision = 0;    // one idempotency key per change: todo-<id>-<revision>
     std::string change;  // the latest change, for the live lines ("add", "done", "rm")
+    std::string key;     // the idempotency key of the latest change: what `tracker` follows
+    std::string create_action;  // the POST's action id, while its answer (the id) may be pending
+    struct queued_change {
+        std::string action_id, key, change;
+    };
+    std::vector<queued_change> queued;  // changes that were queued (a coalesced one names one)
     syncvault::event_tracker tracker;
     std::optional<sync_event_status> before_restart;  // a new vault's tracker starts empty
 };
@@ -186,6 +213,13 @@ public:
     {
         vault_.emplace(cfg_, syncvault::curl_transport(cfg_), syncvault::file_journal(cfg_),
                        syncvault::polling_connectivity(cfg_), syncvault::jittered_backoff({.base = 250ms, .cap = 2s}));
+        // Each POST /todos that succeeds tells the id the server assigned (on the worker's thread).
+        created_ = vault_->on_event([this](const sync_event& e) {
+            if (!e.is_success() || !e.response) return;
+            const auto sid = id_in(e.response->body);
+            std::lock_guard lock(ids_mutex_);
+            if (auto c = creates_.find(e.idempotency_key); c != creates_.end() && sid) server_ids_[c->second] = *sid;
+        });
         status_ = syncvault::status_watcher{*vault_, [this](sync_status s) { on_status(s); }};
         for (auto& [id, it] : items_) track(it);
         sync_.emplace(*vault_);
@@ -200,37 +234,84 @@ public:
             it.tracker.reset();
         }
         status_.reset();
+        created_ = {};
         vault_.reset();
     }
 
-    void add(const std::string& text)
+    /** POST /todos; the item's number in this app (the server's id comes with its answer). */
+    std::int64_t add(const std::string& text)
     {
         auto& it = items_[next_id_];
         it.id = next_id_++;
         it.text = text;
-        const auto shown = text.size() > 40 ? text.substr(0, 37) + "..." : text;
-        send("add", "add \"" + shown + "\"", it,
-             [&](const auto& opts) { return vault_->post("/todos", new_todo{it.id, text}, opts); });
+        {
+            std::lock_guard lock(ids_mutex_);
+            creates_["todo-" + std::to_string(it.id) + "-1"] = it.id;  // send's key for revision 1
+        }
+        const auto r = send("add", "add \"" + shorten(text, 40) + "\"", it,
+                            [&](const auto& opts) { return vault_->post("/todos", new_todo{text}, opts); });
+        if (r.is_queued()) it.create_action = r.action_id();
+        if (r.is_sent() && r.response()->status < 300) {
+            std::lock_guard lock(ids_mutex_);
+            if (auto sid = id_in(r.response()->body)) server_ids_[it.id] = *sid;
+        }
+        return it.id;
+    }
+
+    /** PATCH {"text"}: renames that wait together coalesce into one request (SPEC 9.4). */
+    void rename(std::int64_t id, const std::string& text)
+    {
+        auto* it = find(id);
+        const auto path = it ? path_of(*it) : std::nullopt;
+        if (!path) return;
+        it->text = text;
+        send("rename", "rename " + std::to_string(id) + " \"" + shorten(text, 40) + "\"", *it, [&](auto opts) {
+            opts.coalesce_key = "todo-" + std::to_string(id) + "-text";
+            return vault_->patch(*path, todo_rename{text}, opts);
+        });
     }
 
     void toggle(std::int64_t id)
     {
         auto* it = find(id);
-        if (!it) return;
+        const auto path = it ? path_of(*it) : std::nullopt;
+        if (!path) return;
         it->done = !it->done;
         send(it->done ? "done" : "undone", std::string(it->done ? "done " : "undone ") + std::to_string(id), *it,
-             [&](const auto& opts) {
-                 return vault_->patch("/todos/" + std::to_string(id), todo_patch{it->done}, opts);
-             });
+             [&](const auto& opts) { return vault_->patch(*path, todo_patch{it->done}, opts); });
     }
 
     void remove(std::int64_t id)
     {
         auto* it = find(id);
-        if (!it) return;
+        const auto path = it ? path_of(*it) : std::nullopt;
+        if (!path) return;
         it->deleting = true;
-        send("rm", "rm " + std::to_string(id), *it,
-             [&](const auto& opts) { return vault_->delete_("/todos/" + std::to_string(id), opts); });
+        send("rm", "rm " + std::to_string(id), *it, [&](const auto& opts) { return vault_->delete_(*path, opts); });
+    }
+
+    /** The id the server assigned to item `id`, once its POST has been answered. */
+    std::optional<std::int64_t> server_id(std::int64_t id) const
+    {
+        std::lock_guard lock(ids_mutex_);
+        const auto it = server_ids_.find(id);
+        return it == server_ids_.end() ? std::nullopt : std::optional(it->second);
+    }
+
+    /** The waiting requests, as the journal holds them (placeholders shown by what they name). */
+    void show_queue()
+    {
+        for (const auto& a : vault_->pending_actions()) {
+            auto text = std::string(syncvault::to_string(a.method)) + " " + a.path;
+            if (!a.body.empty()) text += " " + a.body;
+            for (const auto& [n, it] : items_) {
+                if (it.create_action.empty()) continue;
+                const auto ref = syncvault::response_ref(it.create_action, "/id");
+                for (auto at = text.find(ref); at != std::string::npos; at = text.find(ref))
+                    text.replace(at, ref.size(), "{id the server gives #" + std::to_string(n) + "}");
+            }
+            out_.line("  waiting: " + text);
+        }
     }
 
     /** Logs in (again) with the password; a vault paused by a refused refresh resumes. */
@@ -301,13 +382,20 @@ public:
         return last && last->status == sync_event_status::failed ? last->attempt : 0;
     }
 
-    /** The local view of what the server should hold: items not deleted, not failed. */
+    /** The local view of what the server should hold: items not deleted, not failed, by the
+     *  ids the server assigned (an item whose id never came back cannot match). */
     boost::json::array expected() const
     {
+        std::map<std::int64_t, boost::json::object> by_server_id;
+        for (const auto& [id, it] : items_) {
+            if (it.deleting || mark(it) == "failed") continue;
+            const auto sid = server_id(id);
+            by_server_id[sid ? *sid : -id] = {{"id", sid ? boost::json::value(*sid) : boost::json::value()},
+                                              {"text", it.text},
+                                              {"done", it.done}};
+        }
         boost::json::array out;
-        for (const auto& [id, it] : items_)
-            if (!it.deleting && mark(it) != "failed")
-                out.push_back(boost::json::object{{"id", id}, {"text", it.text}, {"done", it.done}});
+        for (auto& [sid, o] : by_server_id) out.push_back(std::move(o));
         return out;
     }
 
@@ -316,19 +404,45 @@ public:
     std::size_t pending() const { return vault_->pending_count(); }
 
 private:
+    static std::string shorten(const std::string& text, std::size_t n)
+    {
+        return text.size() > n ? text.substr(0, n - 3) + "..." : text;
+    }
+
+    /** Where item `it` lives on the server: by its id once known, else by the placeholder for
+     *  the id its pending POST will be given. */
+    std::optional<std::string> path_of(const item& it) const
+    {
+        if (const auto sid = server_id(it.id)) return "/todos/" + std::to_string(*sid);
+        if (!it.create_action.empty() && mark(it) != "failed")
+            return "/todos/" + syncvault::response_ref(it.create_action, "/id");
+        out_.line("  item " + std::to_string(it.id) + " was never created on the server");
+        return std::nullopt;
+    }
+
     template <class Request>
-    void send(const char* change, const std::string& what, item& it, Request request)
+    syncvault::send_result send(const char* change, const std::string& what, item& it, Request request)
     {
         it.change = change;
         // Track by key before sending: an immediate send fires all its events inside the call.
-        const std::string key = "todo-" + std::to_string(it.id) + "-" + std::to_string(++it.revision);
+        it.key = "todo-" + std::to_string(it.id) + "-" + std::to_string(++it.revision);
         it.before_restart.reset();
-        track(it, key);
+        track(it);
         in_command = true;
-        const auto r = request(syncvault::request_options{.idempotency_key = key});
+        auto r = request(syncvault::request_options{.idempotency_key = it.key});
         in_command = false;
         std::string outcome;
-        if (r.is_sent()) {
+        const std::string action(r.action_id());
+        const auto earlier = std::find_if(it.queued.begin(), it.queued.end(),
+                                          [&](const auto& c) { return c.action_id == action; });
+        if (r.is_queued() && earlier != it.queued.end()) {
+            // Coalesced (SPEC 9.4): no new action; the waiting one now carries this change too,
+            // under its own idempotency key, which the tracker follows from now on.
+            it.key = earlier->key;
+            track(it);
+            outcome = "is_queued() naming action " + action.substr(0, 8) + " (the waiting " + earlier->change +
+                      "): merged, still one request";
+        } else if (r.is_sent()) {
             outcome = "sent: HTTP " + std::to_string(r.response()->status);
             if (mark(it) == "failed") outcome += ", failed for good";
         } else if (r.is_queued()) {
@@ -339,14 +453,15 @@ private:
         } else {
             outcome = "error: " + r.error().message();
         }
+        if (r.is_queued() && earlier == it.queued.end()) it.queued.push_back({action, it.key, change});
         out_.line("  " + what + " -> " + outcome);
+        return r;
     }
 
-    void track(item& it, std::string key = {})
+    void track(item& it)
     {
-        if (key.empty()) key = "todo-" + std::to_string(it.id) + "-" + std::to_string(it.revision);
         const std::string label = "#" + std::to_string(it.id) + " " + it.change + " \"" + it.text.substr(0, 24) + "\"";
-        it.tracker = syncvault::event_tracker::for_key(*vault_, key, [this, label](const sync_event& e) {
+        it.tracker = syncvault::event_tracker::for_key(*vault_, it.key, [this, label](const sync_event& e) {
             if (in_command || e.status == sync_event_status::queued || e.status == sync_event_status::started) return;
             const char* word = e.status == sync_event_status::success     ? "synced"
                                : e.status == sync_event_status::failed    ? "retrying"
@@ -410,6 +525,9 @@ private:
 
     syncvault::vault_config cfg_;
     console& out_;
+    mutable std::mutex ids_mutex_;  // the two maps below: the worker's callbacks write them
+    std::map<std::string, std::int64_t> creates_;      // a POST's idempotency key -> item
+    std::map<std::int64_t, std::int64_t> server_ids_;  // item -> the id the server assigned
     session session_;
     std::mutex mutex_;
     std::condition_variable changed_;
@@ -420,6 +538,7 @@ private:
     // The vault first, its worker last: members are destroyed in reverse (and `close` is explicit).
     std::optional<syncvault::vault> vault_;
     syncvault::status_watcher status_;
+    syncvault::subscription created_;
     std::optional<syncvault::background_sync<syncvault::vault>> sync_;
 };
 
@@ -509,11 +628,38 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     }
     app.list();
     app.login();
-    // The final check waits (bounded) for the last change to settle, not only to be sent.
+    // Each step waits (bounded) for the last change to settle, not only to be sent.
     if (!app.wait_until([&] { return app.caught_up(); }, 20s)) {
         out.line("  timed out waiting for the queue to drain");
         return 1;
     }
+
+    step("7. Offline again: a new item, renamed twice and completed before the server gave it an id");
+    server.stop();
+    out.line("  (server stopped; the server assigns ids, so the new item's changes name the id its");
+    out.line("   POST will be given: response_ref(<the POST's action>, \"/id\"))");
+    const auto errand = app.add("Pick up the suit");
+    app.rename(errand, "Pick up the suit from the cleaners");
+    app.rename(errand, "Pick up the suit and two shirts from the cleaners");  // coalesces into the first
+    app.toggle(errand);  // chained on the server's id
+    app.show_queue();
+    const auto before = server.applied().size();
+    server.start();
+    out.line("  (server started)");
+    if (!app.wait_until([&] { return app.caught_up(); }, 20s)) {
+        out.line("  timed out waiting for the queue to drain");
+        return 1;
+    }
+    const auto applied = server.applied();
+    for (auto i = before; i < applied.size(); ++i) out.line("  server applied: " + applied[i]);
+    const auto errand_id = app.server_id(errand);
+    const auto held = errand_id ? server.item(*errand_id) : boost::json::value();
+    out.line("  server: item " + std::to_string(errand) + " is " + boost::json::serialize(held));
+    const auto* errand_item = held.if_object();
+    const bool chained = applied.size() == before + 3 && errand_item && errand_item->at("done") == true &&
+                         errand_item->at("text") == "Pick up the suit and two shirts from the cleaners";
+    if (!chained) out.line("  UNEXPECTED: want one POST, one PATCH with the last title, one PATCH done");
+    app.list();
 
     const bool same = server.items() == app.expected();
     out.line(std::string("\nserver holds ") + std::to_string(server.items().size()) + " items; " +
@@ -522,7 +668,7 @@ int run_demo(todo_example::todo_server& server, const std::filesystem::path& jou
     char done[64];
     std::snprintf(done, sizeof done, "demo finished in %.1f s", secs);
     out.line(done);
-    return same && app.dead_letters() == 1 && !app.paused() ? 0 : 1;
+    return same && chained && app.dead_letters() == 1 && !app.paused() ? 0 : 1;
 }
 
 int run_interactive(todo_example::todo_server& server, const std::filesystem::path& journal)
@@ -530,7 +676,8 @@ int run_interactive(todo_example::todo_server& server, const std::filesystem::pa
     console out{true};
     out.line("syncvault todo: server " + server.base_url() + ", journal " + journal.string());
     const std::string commands =
-        "commands: add <text> | done <n> | rm <n> | list | offline | online | expire | revoke | login | quit";
+        "commands: add <text> | rename <n> <text> | done <n> | rm <n> | list | offline | online | expire | revoke | "
+        "login | quit";
     out.line(commands);
     todo_app app{make_config(server.base_url(), journal), out};
     std::string cmd;
@@ -539,6 +686,8 @@ int run_interactive(todo_example::todo_server& server, const std::filesystem::pa
         const std::string verb = cmd.substr(0, space), arg = space == std::string::npos ? "" : cmd.substr(space + 1);
         const auto number = [&] { return std::strtoll(arg.c_str(), nullptr, 10); };
         if (verb == "add" && !arg.empty()) app.add(arg);
+        else if (verb == "rename" && arg.find(' ') != std::string::npos)
+            app.rename(number(), arg.substr(arg.find(' ') + 1));
         else if (verb == "done") app.toggle(number());
         else if (verb == "rm") app.remove(number());
         else if (verb == "list" || verb.empty()) app.list();

@@ -5,8 +5,11 @@
 // example needs nothing outside itself. It behaves like a careful real API:
 //
 //   GET    /todos        200 [{"id":1,"text":"...","done":false}, ...]
-//   POST   /todos        {"id":1,"text":"..."}  201; 422 if the text is empty or over 80 bytes
-//   PATCH  /todos/<id>   {"done":true}          200; 404 if there is no such item
+//   POST   /todos        {"text":"..."}         201 {"id":1,"text":"...","done":false}, the id
+//                                               assigned by the server; 422 if the text is empty
+//                                               or over 80 bytes
+//   PATCH  /todos/<id>   {"text":"...","done":true} (either or both)   200; 404 if there is no
+//                                               such item; 422 for a bad text
 //   DELETE /todos/<id>                          204; 404 if there is no such item
 //   POST   /login  {"user":"...","password":"..."}   200 {"access_token","refresh_token","expires_in"}
 //   POST   /token  {"refresh_token":"..."}            200 a new access token; 401 if the session ended
@@ -16,9 +19,11 @@
 // move ahead (`advance_clock`) instead of waiting; `revoke_sessions()` ends every session (a
 // password change elsewhere), so refresh tokens stop working until the user logs in again.
 //
-// Item ids are chosen by the client (the usual design for offline-first apps: an item needs an
-// id before the server has seen it). A mutating request with an `Idempotency-Key` takes effect
-// at most once: a repeat gets the first answer back, as Stripe-style APIs do. `stop()` closes
+// Item ids are assigned by the server (1, 2, 3...), as most REST APIs do: an app that creates an
+// item offline learns its id only when the POST is answered, so its later changes name it with
+// `syncvault::response_ref` (SPEC 9.4). A mutating request with an `Idempotency-Key` takes
+// effect at most once: a repeat gets the first answer back, as Stripe-style APIs do, so a
+// re-sent POST creates nothing new and answers with the id it assigned the first time. `stop()` closes
 // the port (connections are refused), `start()` opens the same port again, `busy(n)` answers the
 // next n requests with 503 and `Retry-After: 1`.
 
@@ -29,14 +34,15 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace todo_example {
 
@@ -111,6 +117,22 @@ public:
         return out;
     }
 
+    /** Item `id` as the server holds it; null if there is none. */
+    boost::json::value item(std::int64_t id) const
+    {
+        std::lock_guard lock(mutex_);
+        const auto it = items_.find(id);
+        return it == items_.end() ? boost::json::value{} : boost::json::value(it->second);
+    }
+
+    /** Every change the server applied ("PATCH /todos/3 {...}"), in order; a replay of an
+     *  idempotency key applies nothing and is not listed. */
+    std::vector<std::string> applied() const
+    {
+        std::lock_guard lock(mutex_);
+        return applied_;
+    }
+
 private:
     using request = http::request<http::string_body>;
     using response = http::response<http::string_body>;
@@ -164,6 +186,11 @@ private:
             if (auto it = answered_.find(key); it != answered_.end()) return it->second;  // a replay
         }
         response res = apply(req);
+        if (mutating && res.result_int() < 300) {
+            std::string change = std::string(req.method_string()) + " " + std::string(req.target());
+            if (!req.body().empty()) change += " " + req.body();
+            applied_.push_back(std::move(change));
+        }
         if (mutating && !key.empty()) answered_.emplace(key, res);
         return res;
     }
@@ -182,22 +209,27 @@ private:
         if (ec) return reply(http::status::bad_request, error("not JSON"));
         if (target == "/todos" && req.method() == http::verb::post) {
             const auto* o = body.if_object();
-            const auto* id = o ? o->if_contains("id") : nullptr;
             const auto* text = o ? o->if_contains("text") : nullptr;
-            if (!id || !id->is_int64() || !text || !text->is_string())
-                return reply(http::status::bad_request, error("want id and text"));
-            if (text->get_string().empty() || text->get_string().size() > 80)
-                return reply(http::status::unprocessable_entity, error("text must be 1 to 80 bytes"));
-            boost::json::object item{{"id", id->get_int64()}, {"text", text->get_string()}, {"done", false}};
-            items_[id->get_int64()] = item;
+            if (!text || !text->is_string()) return reply(http::status::bad_request, error("want a text"));
+            if (!valid_text(*text)) return reply(http::status::unprocessable_entity, error("text must be 1 to 80 bytes"));
+            const std::int64_t id = next_id_++;  // assigned here, never by the client
+            boost::json::object item{{"id", id}, {"text", text->get_string()}, {"done", false}};
+            items_[id] = item;
             return reply(http::status::created, boost::json::serialize(item));
         }
-        if (!target.starts_with("/todos/")) return reply(http::status::not_found, error("no such resource"));
-        const auto it = items_.find(std::strtoll(target.c_str() + 7, nullptr, 10));
+        const auto id = item_id(target);
+        const auto it = id ? items_.find(*id) : items_.end();
         if (it == items_.end()) return reply(http::status::not_found, error("no such item"));
         if (req.method() == http::verb::patch) {
-            const auto* done = body.is_object() ? body.get_object().if_contains("done") : nullptr;
-            if (done && done->is_bool()) it->second["done"] = done->get_bool();
+            const auto* o = body.if_object();
+            if (!o) return reply(http::status::bad_request, error("want a JSON object"));
+            const auto* text = o->if_contains("text");
+            const auto* done = o->if_contains("done");
+            if (text && !valid_text(*text))
+                return reply(http::status::unprocessable_entity, error("text must be 1 to 80 bytes"));
+            if (done && !done->is_bool()) return reply(http::status::bad_request, error("done must be a boolean"));
+            if (text) it->second["text"] = text->get_string();
+            if (done) it->second["done"] = done->get_bool();
             return reply(http::status::ok, boost::json::serialize(it->second));
         }
         if (req.method() == http::verb::delete_) {
@@ -205,6 +237,25 @@ private:
             return reply(http::status::no_content, "");
         }
         return reply(http::status::method_not_allowed, "");
+    }
+
+    static bool valid_text(const boost::json::value& v)
+    {
+        return v.is_string() && !v.get_string().empty() && v.get_string().size() <= 80;
+    }
+
+    // "/todos/<digits>" -> the id; anything else (an unsubstituted placeholder...) names nothing.
+    static std::optional<std::int64_t> item_id(std::string_view target)
+    {
+        constexpr std::string_view prefix = "/todos/";
+        if (!target.starts_with(prefix) || target.size() == prefix.size() || target.size() > prefix.size() + 18)
+            return std::nullopt;
+        std::int64_t id = 0;
+        for (char c : target.substr(prefix.size())) {
+            if (c < '0' || c > '9') return std::nullopt;
+            id = id * 10 + (c - '0');
+        }
+        return id;
     }
 
     std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now() + skew_; }
@@ -259,6 +310,8 @@ private:
     mutable std::mutex mutex_;
     std::map<std::int64_t, boost::json::object> items_;
     std::map<std::string, response> answered_;  // idempotency key -> first answer
+    std::vector<std::string> applied_;          // changes applied, in order
+    std::int64_t next_id_ = 1;
     int busy_ = 0;
     std::chrono::seconds skew_{0};
     std::map<std::string, std::chrono::steady_clock::time_point> access_;  // token -> expiry

@@ -2,6 +2,7 @@
 // background_sync against the loopback server (tests/support/test_server.hpp).
 #include <syncvault/background_sync.hpp>
 #include <syncvault/basic_vault.hpp>
+#include <syncvault/response_ref.hpp>
 #include <syncvault/connectivity/polling_connectivity.hpp>
 #include <syncvault/retry/jittered_backoff.hpp>
 #include <syncvault/storage/file_journal.hpp>
@@ -9,6 +10,7 @@
 
 #include "support/test_server.hpp"
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -413,4 +416,110 @@ TEST_CASE("lanes drain concurrently against a real server, each in its own order
     // (one at a time would reuse a single connection).
     CHECK(server.connection_count() > 1);
     CHECK(server.connection_count() <= 4);
+}
+
+// ---- SPEC 9.4 against a server that assigns ids ------------------------------------------------
+
+namespace {
+
+/** Whether any request the server saw still carries a `response_ref` placeholder. */
+bool any_placeholder(const std::vector<syncvault::test_support::recorded_request>& requests)
+{
+    const auto has = [](std::string_view s) { return s.find("~svref:") != std::string_view::npos; };
+    return std::any_of(requests.begin(), requests.end(), [&](const auto& r) {
+        return has(r.target) || has(r.body) ||
+               std::any_of(r.headers.begin(), r.headers.end(), [&](const auto& h) { return has(h.value); });
+    });
+}
+
+} // namespace
+
+TEST_CASE("vault: a chain created offline replays across a restart with the ids the server assigned",
+          "[integration][vault][network][chain]")
+{
+    test_server::options o;
+    o.assign_ids_from = 1000;
+    test_server server(o);
+    temp_dir dir;
+    auto cfg = config_for(server, dir);
+    {
+        auto v = make_vault(cfg);
+        v.connectivity().report(false);  // offline: nothing is attempted
+        auto created = v.post("/todos", boost::json::object{{"text", "milk"}}, keyed("create"));
+        REQUIRE(created.is_queued());
+        const auto id = syncvault::response_ref(created.action_id(), "/id");
+        auto done = keyed("done");
+        done.headers.push_back({"X-Parent", id});
+        REQUIRE(v.patch("/todos/" + id, boost::json::object{{"done", true}}, done).is_queued());
+        // A whole-string placeholder takes the referenced value's JSON type (a number here); one
+        // inside a longer string is replaced by its text.
+        REQUIRE(v.post("/todos", boost::json::object{{"text", "oat milk"}, {"parent", id}, {"note", "after #" + id}},
+                       keyed("child"))
+                    .is_queued());
+        CHECK(v.pending_count() == 3);
+    }  // the app quits while offline: the chain waits in the journal
+    CHECK(server.request_count() == 0);
+
+    auto v = make_vault(cfg);
+    REQUIRE(v.pending_count() == 3);
+    {
+        syncvault::background_sync sync{v};
+        REQUIRE(eventually([&] { return v.pending_count() == 0; }));
+    }
+    CHECK(v.dead_letters().empty());
+    const auto requests = server.requests();
+    CHECK_FALSE(any_placeholder(requests));
+    const auto log = server.effect_log();
+    REQUIRE(log.size() == 3);
+    CHECK(log[0].idempotency_key == "create");
+    CHECK(log[0].method == "POST");
+    CHECK(log[0].target == "/api/todos");
+    CHECK(log[1].idempotency_key == "done");
+    CHECK(log[1].method == "PATCH");
+    CHECK(log[1].target == "/api/todos/1000");  // the id the server assigned to "create"
+    CHECK(boost::json::parse(log[1].body) == boost::json::parse(R"({"done":true})"));
+    const auto patch = std::find_if(requests.begin(), requests.end(), [](const auto& r) { return r.method == "PATCH"; });
+    REQUIRE(patch != requests.end());
+    CHECK(patch->header_value("X-Parent") == "1000");
+    CHECK(log[2].idempotency_key == "child");
+    const auto child = boost::json::parse(log[2].body);
+    REQUIRE(child.is_object());
+    CHECK(child.at("parent").is_int64());  // a JSON number, not the string "1000"
+    CHECK(child.at("parent") == 1000);
+    CHECK(child.at("note") == "after #1000");
+    CHECK(child.at("text") == "oat milk");
+    CHECK(server.effects("create") == 1);
+}
+
+TEST_CASE("vault: 100 offline toggles of one field with one coalesce key are one request on the wire",
+          "[integration][vault][network][coalesce]")
+{
+    test_server server;
+    temp_dir dir;
+    auto v = make_vault(config_for(server, dir));
+    v.connectivity().report(false);  // offline: nothing is attempted, so each toggle may merge
+    std::string survivor;
+    for (int i = 0; i < 100; ++i) {
+        syncvault::request_options o;
+        o.coalesce_key = "todo-7-done";
+        auto r = v.patch("/todos/7", boost::json::object{{"done", i % 2 == 0}}, o);
+        REQUIRE(r.is_queued());
+        if (i == 0) survivor = r.action_id();
+        CHECK(r.action_id() == survivor);  // each names the first toggle's action
+    }
+    REQUIRE(v.pending_count() == 1);
+    const auto key = v.pending_actions().at(0).idempotency_key;
+
+    v.connectivity().report(true);
+    {
+        syncvault::background_sync sync{v};
+        REQUIRE(eventually([&] { return v.pending_count() == 0; }));
+    }
+    CHECK(v.dead_letters().empty());
+    REQUIRE(server.request_count() == 1);
+    const auto request = server.requests().at(0);
+    CHECK(request.method == "PATCH");
+    CHECK(request.target == "/api/todos/7");
+    CHECK(request.header_value("Idempotency-Key") == key);
+    CHECK(boost::json::parse(request.body) == boost::json::parse(R"({"done":false})"));  // the 100th toggle
 }

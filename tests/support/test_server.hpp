@@ -17,6 +17,9 @@
  *   effect), `retry_after`, `slow` (effect at once, answer after a delay), `stall` (never
  *   answer), `drop_after_effect` (effect, then close without answering). `stop()` makes the port
  *   refuse connections; `start()` opens the same port again.
+ * - `options::assign_ids_from`: a POST whose body is a JSON object is answered 201 with that object
+ *   plus `"id": <n>`, n counting up from the option's value, as an API that assigns the ids of
+ *   what it creates (a repeat of the key gets the same id back).
  * - `set_latency(d)` delays every answer by `d` more (a server that takes time to work, for
  *   benchmarks of concurrent transfers); connections are served concurrently meanwhile.
  *
@@ -42,6 +45,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -160,6 +164,9 @@ public:
         /// Every request needs `Authorization: Bearer <t>` with a token from `issue_token` that
         /// has not expired; else 401.
         bool require_token = false;
+        /// POST with a JSON object body: 201, the object with `"id"` set to the next id from
+        /// this one (see the file comment). Empty: every body is echoed.
+        std::optional<std::int64_t> assign_ids_from{};
     };
 
     test_server() : test_server(options{}) {}
@@ -457,6 +464,15 @@ private:
             changed_.notify_all();
         }
         auto res = make_response(200, headers, m == http::verb::get ? std::string(req.target()) : req.body());
+        if (m == http::verb::post && opts_.assign_ids_from) {
+            boost::system::error_code ec;
+            auto body = boost::json::parse(req.body(), ec);
+            if (!ec && body.is_object()) {
+                body.get_object()["id"] = *opts_.assign_ids_from + std::int64_t(assigned_++);
+                res.result(boost::beast::http::status::created);
+                res.body() = boost::json::serialize(body);
+            }
+        }
         if (mutating && !key.empty() && store) stored_.emplace(key, res);
         return res;
     }
@@ -485,6 +501,7 @@ private:
     std::set<std::string> processing_;  // keys whose first request is still being processed
     std::map<std::string, std::chrono::steady_clock::time_point> tokens_;  // token -> expiry
     std::size_t tokens_issued_ = 0;
+    std::size_t assigned_ = 0;  // ids given by assign_ids_from
     std::atomic<std::chrono::milliseconds::rep> latency_ms_{0};
 };
 
