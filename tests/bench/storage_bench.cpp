@@ -48,6 +48,7 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -96,10 +97,20 @@ void check(std::error_code ec, const char* what)
     if (ec) throw std::runtime_error(std::string(what) + ": " + ec.message());
 }
 
+double process_cpu_s()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+double last_rate_cpu_s = 0;  // the process's CPU time (user + system) in the last rate()
+
 /** Runs `per_thread` calls of `fn(thread, i)` on each of `threads` threads; returns calls per second. */
 template <class Fn>
 double rate(int threads, std::size_t per_thread, Fn fn)
 {
+    const double cpu0 = process_cpu_s();
     const auto t0 = clock_type::now();
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t)
@@ -107,7 +118,9 @@ double rate(int threads, std::size_t per_thread, Fn fn)
             for (std::size_t i = 0; i < per_thread; ++i) fn(t, i);
         });
     for (auto& th : pool) th.join();
-    return double(per_thread) * threads / seconds_since(t0);
+    const double r = double(per_thread) * threads / seconds_since(t0);
+    last_rate_cpu_s = process_cpu_s() - cpu0;
+    return r;
 }
 
 /** Parses one record as file_journal's load_all does (an arena per record), for a fair SQLite load. */
@@ -173,7 +186,8 @@ struct sqlite_insert {
 /** One row of the durable enqueue table: inserts per second and fdatasync calls. */
 struct durable_cell {
     double per_s = 0;
-    double syncs = -1;  // fdatasync calls for the run; negative: not counted (SQLite)
+    double syncs = -1;   // fdatasync calls for the run; negative: not counted (SQLite)
+    double cpu_us = -1;  // CPU time (user + system, every thread) per insert
 };
 
 struct durable_row {
@@ -203,7 +217,7 @@ durable_cell raw_rate(const fs::path& file, const std::string& record, std::size
             throw std::runtime_error("raw write");
     });
     ::close(fd);
-    return {r * double(batch), double(per * std::size_t(threads))};
+    return {r * double(batch), double(per * std::size_t(threads)), last_rate_cpu_s * 1e6 / double(n)};
 }
 
 durable_cell journal_cell(const fs::path& dir, syncvault::durability mode, std::size_t n, int threads)
@@ -213,7 +227,7 @@ durable_cell journal_cell(const fs::path& dir, syncvault::durability mode, std::
     const std::size_t per = n / std::size_t(threads);
     const double r = rate(
         threads, per, [&](int t, std::size_t i) { check(j.save(make_action(std::uint64_t(t) << 32 | i)), "save"); });
-    return {r, double(j.stats().syncs)};
+    return {r, double(j.stats().syncs), last_rate_cpu_s * 1e6 / double(n)};
 }
 
 using bench_vault =
@@ -238,9 +252,10 @@ durable_cell vault_cell(const fs::path& dir, syncvault::durability mode, std::si
         auto sent = v.post("/jobs", body);
         if (!sent.is_queued()) throw std::runtime_error("vault post: " + sent.error().message());
     });
+    const double cpu_us = last_rate_cpu_s * 1e6 / double(n);
     const double syncs = double(v.storage().stats().syncs - before);
     if (v.pending_count() != per * std::size_t(threads)) throw std::runtime_error("vault pending_count");
-    return {r, syncs};
+    return {r, syncs, cpu_us};
 }
 
 #ifdef SYNCVAULT_BENCH_SQLITE
@@ -250,13 +265,12 @@ durable_cell sqlite_cell(const fs::path& file, std::size_t n, int threads)
     sqlite_db db{file};
     sqlite_insert ins{db.db};
     std::mutex mu;
-    return {rate(threads, n / std::size_t(threads),
-                 [&](int t, std::size_t i) {
-                     auto a = make_action(std::uint64_t(t) << 32 | i);
-                     std::lock_guard lk(mu);
-                     ins(a);
-                 }),
-            -1};
+    const double r = rate(threads, n / std::size_t(threads), [&](int t, std::size_t i) {
+        auto a = make_action(std::uint64_t(t) << 32 | i);
+        std::lock_guard lk(mu);
+        ins(a);
+    });
+    return {r, -1, last_rate_cpu_s * 1e6 / double(n)};
 }
 
 durable_cell sqlite_storage_cell(const fs::path& file, syncvault::durability mode, std::size_t n, int threads)
@@ -264,11 +278,10 @@ durable_cell sqlite_storage_cell(const fs::path& file, syncvault::durability mod
     syncvault::sqlite_storage_options o;
     o.mode = mode;
     syncvault::sqlite_storage s{file, o};
-    return {rate(threads, n / std::size_t(threads),
-                 [&](int t, std::size_t i) {
-                     check(s.save(make_action(std::uint64_t(t) << 32 | i)), "sqlite_storage save");
-                 }),
-            -1};
+    const double r = rate(threads, n / std::size_t(threads), [&](int t, std::size_t i) {
+        check(s.save(make_action(std::uint64_t(t) << 32 | i)), "sqlite_storage save");
+    });
+    return {r, -1, last_rate_cpu_s * 1e6 / double(n)};
 }
 #endif
 
@@ -348,13 +361,15 @@ std::vector<durable_row> durable_table(const fs::path& root, std::size_t n, int 
     };
     auto per_insert = [n](const durable_cell& c) { return c.syncs < 0 ? -1.0 : c.syncs / double(n); };
     if (!json) {
-        std::printf("\ndurable enqueue, %zu inserts of a %zu-byte action, median of %d interleaved rounds\n", n,
-                    serialized, rounds);
-        std::printf("%-48s %12s %12s %12s %12s\n", "", "1 producer", "syncs/insert", "8 producers", "syncs/insert");
+        std::printf("\ndurable enqueue, %zu inserts of a %zu-byte action, median of %d interleaved rounds\n"
+                    "(syncs: fdatasync calls per insert; CPU us: process CPU time per insert, every thread)\n",
+                    n, serialized, rounds);
+        std::printf("%-48s %12s %7s %7s %12s %7s %7s\n", "", "1 producer", "syncs", "CPU us", "8 producers", "syncs",
+                    "CPU us");
         auto cell = [&](const durable_cell& c) {
-            if (c.per_s <= 0) return std::printf(" %12s %12s", "-", "-");
-            if (c.syncs < 0) return std::printf(" %10.0f/s %12s", c.per_s, "-");
-            return std::printf(" %10.0f/s %12.3f", c.per_s, per_insert(c));
+            if (c.per_s <= 0) return std::printf(" %12s %7s %7s", "-", "-", "-");
+            if (c.syncs < 0) return std::printf(" %10.0f/s %7s %7.1f", c.per_s, "-", c.cpu_us);
+            return std::printf(" %10.0f/s %7.3f %7.1f", c.per_s, per_insert(c), c.cpu_us);
         };
         for (const auto& r : rows) {
             std::printf("%-48s", r.label);
@@ -379,12 +394,13 @@ std::vector<durable_row> durable_table(const fs::path& root, std::size_t n, int 
     };
     for (std::size_t k = 0; k < rows.size(); ++k) {
         const auto& r = rows[k];
-        std::printf("%s{\"row\":\"%s\",\"label\":\"%s\",\"p1_per_s\":%s,\"p1_syncs_per_insert\":%s,"
-                    "\"p8_per_s\":%s,\"p8_syncs_per_insert\":%s}",
-                    k ? "," : "", r.key, r.label, num(r.p1.per_s, r.p1.per_s > 0).c_str(),
-                    num(per_insert(r.p1), r.p1.per_s > 0 && r.p1.syncs >= 0).c_str(),
-                    num(r.p8.per_s, r.p8.per_s > 0).c_str(),
-                    num(per_insert(r.p8), r.p8.per_s > 0 && r.p8.syncs >= 0).c_str());
+        std::printf(
+            "%s{\"row\":\"%s\",\"label\":\"%s\",\"p1_per_s\":%s,\"p1_syncs_per_insert\":%s,"
+            "\"p1_cpu_us_per_insert\":%s,\"p8_per_s\":%s,\"p8_syncs_per_insert\":%s,\"p8_cpu_us_per_insert\":%s}",
+            k ? "," : "", r.key, r.label, num(r.p1.per_s, r.p1.per_s > 0).c_str(),
+            num(per_insert(r.p1), r.p1.per_s > 0 && r.p1.syncs >= 0).c_str(), num(r.p1.cpu_us, r.p1.per_s > 0).c_str(),
+            num(r.p8.per_s, r.p8.per_s > 0).c_str(), num(per_insert(r.p8), r.p8.per_s > 0 && r.p8.syncs >= 0).c_str(),
+            num(r.p8.cpu_us, r.p8.per_s > 0).c_str());
     }
     std::printf("],\"ratios\":{");
     for (std::size_t k = 0; k < std::size(goals); ++k)

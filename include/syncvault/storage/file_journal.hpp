@@ -535,7 +535,13 @@ private:
             if (++cut_inserts_ == window_target_) window_cv_.notify_one();
             while (gen == file_gen_ && synced_ < target && !failed_) {
                 if (leading_) {
-                    sync_cv_.wait(lk);
+                    // Wait off the mutex: a follower the sync covers returns without taking it
+                    // again, so a finished sync does not wake its followers into a fight for it.
+                    const auto epoch = sync_epoch_.load();
+                    lk.unlock();
+                    sync_epoch_.wait(epoch);
+                    if (gen_seen_.load() != gen || synced_seen_.load() >= target) return {};
+                    lk.lock();
                     continue;
                 }
                 leading_ = true;
@@ -570,7 +576,9 @@ private:
                     (void)poison(e);
                 else if (gen == file_gen_)
                     synced_ = std::max(synced_, upto);
-                sync_cv_.notify_all();
+                synced_seen_.store(synced_);
+                sync_epoch_.fetch_add(1);
+                sync_epoch_.notify_all();
             }
             sync_cv_.notify_all();
             if (gen != file_gen_ || synced_ >= target) return {};
@@ -727,6 +735,10 @@ private:
         if (index_.sparse()) index_.sweep();
         sync_cv_.notify_all();
         window_cv_.notify_all();
+        gen_seen_.store(file_gen_);
+        synced_seen_.store(synced_);
+        sync_epoch_.fetch_add(1);
+        sync_epoch_.notify_all();
         return dir_ec ? poison(dir_ec) : std::error_code{};
     }
 
@@ -1000,6 +1012,11 @@ private:
     std::size_t window_target_ = 0;      // nonzero: a leader waits for this many
     // A moving average of fdatasync's latency; the window lasts at most half of it.
     std::chrono::steady_clock::duration sync_time_{};
+    // Followers wait on the epoch, bumped (under mu_) when a sync ends or compaction switches
+    // files, then read synced_ and file_gen_ as they were published with it, without mu_.
+    std::atomic<std::uint32_t> sync_epoch_{0};
+    std::atomic<std::uint64_t> synced_seen_{0};
+    std::atomic<std::uint64_t> gen_seen_{0};
     bool failed_ = false;                // a sync or a cut-back failed: refuse writes
     bool compacting_ = false;
     bool open_ = false;                  // construction (and its recovery) is over
