@@ -344,6 +344,59 @@ TEST_CASE("simulation: the schedule exercises what it claims", "[simulation][fau
     CHECK(t.conflicts > 5);
 }
 
+// ---- SPEC 9.4: coalescing, `after` and `response_ref` chains (testing/simulation/queue_edits.hpp) ----
+
+/**
+ * Every fault on, and the queue edits: coalescing, chains across lanes, placeholders, cancel().
+ *
+ * Found on the core of ece6acd (SPEC 9.4), both `[lost-update]`: a PATCH merged into an action
+ * whose request the server already applied (its replay gets the stored response, so the PATCH
+ * never takes effect):
+ * - memory_storage, seed 82: POST /notes/1 applied, its answers lost (504), dead-lettered,
+ *   requeued (attempts reset to 0), then a coalescing PATCH merges into it;
+ * - file_journal, seed 78: POST /notes/9 sent and applied at once; a power cut loses the
+ *   unsynced attempt count and removal, it reloads with attempts 0, and a PATCH merges into it.
+ */
+st::simulation_options edit_options()
+{
+    auto o = sweep_options();
+    o.queue_edits = true;
+    return o;
+}
+
+void check_edits_exercised(const st::seed_sweep& s)
+{
+    const auto& t = s.totals;
+    std::printf("  SPEC 9.4: %zu merged, %zu cancelled, %zu dependents dead-lettered with their parent, %zu "
+                "requests with filled placeholders\n",
+                t.coalesced, t.cancelled, t.dependency_failed, t.refs_filled);
+    std::fflush(stdout);
+    CHECK(t.coalesced > s.runs / 4);
+    CHECK(t.cancelled > 0);
+    CHECK(t.dependency_failed > 0);
+    CHECK(t.refs_filled > s.runs / 4);
+}
+
+// [!mayfail]: both sweeps find lost updates in the core as it is (see edit_options); remove the
+// tag once they pass.
+TEST_CASE("simulation: queue edits over memory_storage keep every promise", "[simulation][queue_edits][!mayfail]")
+{
+    st::simulation<> sim{edit_options()};
+    if (one_seed(sim)) return;
+    sweep("memory_storage, queue edits", sim, 400);
+    check_edits_exercised(st::run_seeds(sim, first_seed(), 100));
+}
+
+#ifdef SYNCVAULT_SIMULATION_HAS_FILE_JOURNAL
+TEST_CASE("simulation: queue edits over file_journal with crashes and power cuts at every write",
+          "[simulation][file_journal][queue_edits][!mayfail]")
+{
+    temp_dir dir;
+    st::simulation<st::file_journal_factory> sim(edit_options(), st::file_journal_factory{dir.path});
+    if (!one_seed(sim)) sweep("file_journal, queue edits", sim, 150);
+}
+#endif
+
 // ---- proof that it bites ---------------------------------------------------------------------------
 
 TEST_CASE("simulation catches a storage that drops the last record on a crash", "[simulation][bites]")

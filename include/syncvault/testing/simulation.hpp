@@ -83,6 +83,7 @@
 #include <syncvault/testing/simulation/fault_layer.hpp>
 #include <syncvault/testing/simulation/power_model.hpp>
 #include <syncvault/testing/simulation/oracle.hpp>
+#include <syncvault/testing/simulation/queue_edits.hpp>
 #include <syncvault/testing/simulation/driver.hpp>
 #include <syncvault/testing/simulation/threaded.hpp>
 

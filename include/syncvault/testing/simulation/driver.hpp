@@ -56,6 +56,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             cfg_.refresh_auth = [this](const http_response& r) { return refresh_hook(r); };
         }
     }
+    erng_ = sim_random(mix(seed_, 0xed175));
+    edits_on_ = opt_.queue_edits;
     if (opt_.in_progress_409 && xrng_.chance(0.6)) processing_ = ms{xrng_.between(1, 40) * 1'000};
     if (opt_.configure) opt_.configure(cfg_);
     if constexpr (std::is_same_v<Server, model_server>)
@@ -413,6 +415,10 @@ seed_sweep run_seeds(const Simulation& sim, std::uint64_t first, std::size_t cou
         t.pauses += r.stats.pauses;
         t.resumes += r.stats.resumes;
         t.conflicts += r.stats.conflicts;
+        t.coalesced += r.stats.coalesced;
+        t.cancelled += r.stats.cancelled;
+        t.dependency_failed += r.stats.dependency_failed;
+        t.refs_filled += r.stats.refs_filled;
         if (!r.ok()) {
             sweep.failures.push_back(std::move(r));
             if (sweep.failures.size() >= max_failures) break;

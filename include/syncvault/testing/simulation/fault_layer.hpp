@@ -33,8 +33,11 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
             fail("fifo", "the network saw a request (" + r.url + ") while no attempt was in flight");
             return make_error_code(errc::connection_failed);
         }
+        edits_on_send(*x, r);
+        if (violation_) return make_error_code(errc::connection_failed);
         const auto key = find_header(r.headers, cfg_.idempotency_header);
-        if (!key || *key != x->key || r.method != x->method || r.body != x->body || r.url != cfg_.base_url + x->path) {
+        if (!key || *key != x->key || r.method != x->method || r.body != filled(*x, x->body) ||
+            r.url != cfg_.base_url + filled(*x, x->path)) {
             const auto what = std::string(detail::method_name(r.method)) + " " + r.url;
             std::string whose = (key ? "a request with an unknown key (" : "a request without a key (") + what + ")";
             for (const auto& o : actions_)
@@ -119,6 +122,7 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
     if (reply.applied && x) {
         ++stats_.effects;
         on_applied(*x);
+        if (!violation_) edits_on_applied(*x, r, reply.response);
         if (violation_) return make_error_code(errc::connection_failed);
     } else if (reply.applied) {
         if (auto key = find_header(r.headers, cfg_.idempotency_header)) ++applied_[std::string(*key)];
@@ -241,12 +245,22 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     if (a.attempts > attempt_limit(t))
         return fail("attempts", "#" + std::to_string(t.no) + " stored with " + std::to_string(a.attempts) +
                                     " attempts (max_retries " + std::to_string(cfg_.max_retries) + cut_note(t) + ")");
-    if (a.state == action_state::dead && (!t.shadow || t.shadow->state != action_state::dead)) {
+    // (A dependent dead-lettered with its parent is saved before the parent's event: queue_edits.hpp
+    // checks it at its event.)
+    const bool dependency = a.last_error == int(errc::dependency_failed);
+    if (a.state == action_state::dead && (!t.shadow || t.shadow->state != action_state::dead) && !dependency) {
         if (auto why = dead_letter_unjustified(t, a.attempts, a.created_at))
             return fail("dead-letter", "#" + std::to_string(t.no) + " stored as a dead letter " + *why);
     }
+    if (call_ == call::construct && a.state == action_state::dead) {
+        // SPEC 9.4: a dependent whose parent was found dead (or whose placeholder lost its
+        // parent) while loading; check_reload accounts for it.
+        dead_on_load_.push_back(std::size_t(i));
+        t.shadow = a;
+        return;
+    }
     const bool insert = !t.shadow;
-    log_write(std::size_t(i), {true, a.state, a.attempts, a.sequence});
+    log_write(std::size_t(i), snap_of(a));
     t.shadow = a;
     if (insert) synced_floor_ = write_log_.size();  // an insert syncs everything before it
 }
@@ -269,7 +283,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                                   dead_write_failed_.end());
     const bool succeeded = t.last_outcome && t.last_outcome_attempt == t.shadow->attempts &&
                            outcome_of(*t.last_outcome) == outcome_kind::success;
-    if (!(call_ == call::clear || dead || succeeded))
+    if (!(call_ == call::clear || cancelling_ || dead || succeeded))
         return fail("no-loss", "#" + std::to_string(t.no) + " was removed from storage without a success");
     if (dead && call_ != call::drop) {  // the bounded dead-letter list dropped its oldest
         note("#" + std::to_string(t.no) + " dropped from the bounded dead-letter list");
@@ -307,6 +321,8 @@ simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::runner
     t.next_attempt_at = a.next_attempt_at;
     t.attempts = a.attempts;
     t.lane = a.lane;
+    t.edit.coalesce_key = a.coalesce_key;
+    t.edit.parts = {{a.method, a.path, a.body}};
     if (call_ == call::mutate) {  // the request being made now: remember what it was given
         t.headers = request_headers_;
         t.process = processes_;

@@ -212,6 +212,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
 {
     for (auto& t : actions_) {
         if (t.st != state::pending) continue;
+        // SPEC 9.4: a dependent its parent took to the dead letters, its event still to come.
+        if (t.shadow && t.shadow->state == action_state::dead && t.shadow->last_error == int(errc::dependency_failed))
+            continue;
         // Requeued by a callback during the clear (its status callback), after the queue emptied: it stays.
         if (!nested && clear_scope_ &&
             std::find(clear_scope_->begin(), clear_scope_->end(), t.id) == clear_scope_->end())

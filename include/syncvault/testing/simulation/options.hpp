@@ -53,6 +53,11 @@ struct simulation_options {
     /// A lost response leaves its key "still being processed" at the server for a while: repeats
     /// answer 409 meanwhile (express-idempotency), then replay the stored response.
     bool in_progress_409 = true;
+    /// SPEC 9.4: coalescing edits of a few objects (a create, then PATCH, PUT and DELETE with
+    /// coalesce keys), `after` chains across lanes, `response_ref` chains on ids the server
+    /// assigns, and `cancel()` (testing/simulation/queue_edits.hpp). Off by default, so the
+    /// seeds of the other modes replay as they always did.
+    bool queue_edits = false;
     /// Diagnosis only: an exception that escapes a vault call is noted, not a violation, so the
     /// run goes on to show what it left behind (a wedged drain, a phantom action). The default,
     /// false, is SPEC 9.1: no fault of a callback or a policy escapes a public call.
@@ -88,6 +93,9 @@ struct simulation_stats {
     /// SPEC 9.2 and 9.3: credential expiries, 401s, refreshes (renewed or not), pauses seen,
     /// resumes, 409s answered, lane heads sent while another lane waited.
     std::size_t expiries = 0, unauthorized = 0, refreshes = 0, renewed = 0, pauses = 0, resumes = 0, conflicts = 0;
+    /// SPEC 9.4: requests merged into a pending action, cancellations, dependents dead-lettered
+    /// with their parent, requests sent with placeholders filled.
+    std::size_t coalesced = 0, cancelled = 0, dependency_failed = 0, refs_filled = 0;
 };
 
 /** The outcome of one run. */

@@ -48,6 +48,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     case sync_event_status::failed: return on_failed(t, e);
     case sync_event_status::success: return on_success(t, e);
     case sync_event_status::dead_letter: return on_dead(t, e);
+    case sync_event_status::cancelled: return on_cancelled(t, e);
     default: return;
     }
 }
@@ -94,6 +95,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         t.evicted = false;
         t.last_outcome.reset();
         t.unknown = t.unknown_at_send = t.applied_now = false;
+        // SPEC 9.4: it waits again only for the parents still pending.
+        t.edit.doomed = t.edit.dependency_dead = false;
+        std::erase_if(t.edit.waits, [&](auto p) { return actions_[p].st != state::pending; });
     }
     for (const auto& o : actions_)
         if (&o != &t && o.queued_seen && o.sequence >= it->sequence && (o.st == state::pending || o.st == state::dead))
@@ -227,6 +231,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                         std::to_string(applied_count(t.key)) + " times at the server");
     t.awaiting = false;
     t.st = state::success;
+    t.edit.succeeded = true;
     last_failed_ = false;
     ++successes_in_call_;
     ++stats_.successes;
@@ -252,6 +257,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         if (o && (!e.response || e.response->status != o->status))
             return fail("outcome", n + "'s dead_letter carries another response than the transport's");
         last_failed_ = true;
+    } else if (e.error == make_error_code(errc::dependency_failed) && dependency_dead(t, e)) {
+        if (violation_) return;
     } else if (!(e.error == make_error_code(errc::key_expired) && cfg_.idempotency_key_lifetime.count() > 0 &&
                  e.time - t.created_at > cfg_.idempotency_key_lifetime) &&
                !(e.error == make_error_code(errc::max_retries_exceeded) && t.attempts >= cfg_.max_retries + 1 &&
@@ -266,6 +273,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) != dead_write_failed_.end();
     if (!t.evicted && !write_failed && (!t.shadow || t.shadow->state != action_state::dead))
         return fail("durability", n + "'s dead_letter fired before it was stored as dead");
+    doom_dependents(t);  // SPEC 9.4: they follow it at once
 }
 
 /** Why a dead letter at `attempts` would be unjustified; nullopt when it is justified. */
@@ -353,6 +361,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         return fail("status",
                     "status() is " + std::string(to_string(got)) + "; SPEC 3.11 says " + std::string(to_string(want)));
     if (statuses_.empty() || statuses_.back() != got) return fail("status", "the last on_status value is not status()");
+    edits_check_state();
 }
 
 /** SPEC 9.3: the outcome kind of `o` for `t`: a 409 after an unknown outcome is a retry. */

@@ -70,13 +70,15 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         for (const auto& a : *list) {
             const auto i = index_of(a.id);
             if (i < 0) return fail("no-loss", "after the restart the vault holds an action no process ever wrote");
-            reloaded[std::size_t(i)] = {true, a.state, a.attempts, a.sequence};
+            reloaded[std::size_t(i)] = snap_of(a);
             loaded[std::size_t(i)] = &a;
         }
     for (std::size_t i = 0; i < actions_.size(); ++i) {
         const auto* a = loaded[i];
         const auto& t = actions_[i];
-        if (a && (a->method != t.method || a->path != t.path || a->body != t.body || a->idempotency_key != t.key))
+        // (Its method, path and body are checked with the writes below: coalescing and filled
+        // placeholders rewrite them, SPEC 9.4.)
+        if (a && a->idempotency_key != t.key)
             return fail("no-loss", "#" + std::to_string(t.no) + " came back from storage altered");
     }
     // SPEC 9.1: clear_queue() and drop_dead_letter() are synced before they return.
@@ -94,8 +96,17 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     // Dead letters the new process dropped while loading (the bounded list) must have been dead.
     std::vector<bool> evicted(actions_.size(), false);
     for (auto i : evicted_on_load_) evicted[i] = true;
+    // SPEC 9.4: dependents the new process dead-lettered while loading were stored as they were.
+    std::vector<bool> dead_loading(actions_.size(), false);
+    for (auto i : dead_on_load_) dead_loading[i] = true;
     auto matches = [&](std::size_t i) {
-        return evicted[i] ? at[i].present && at[i].st == action_state::dead : at[i] == reloaded[i];
+        if (evicted[i]) return at[i].present && at[i].st == action_state::dead;
+        if (dead_loading[i]) {
+            auto was = reloaded[i];
+            was.st = at[i].st;
+            return at[i].present && at[i] == was;
+        }
+        return at[i] == reloaded[i];
     };
     std::size_t mismatched = 0;
     for (std::size_t i = 0; i < actions_.size(); ++i) mismatched += !matches(i);
@@ -134,6 +145,11 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
              " unsynced writes");
     // The writes after the cut never happened, as far as the new process is concerned.
     rewind_writes(*cut);
+    for (auto i : std::exchange(dead_on_load_, {})) {
+        note("#" + std::to_string(actions_[i].no) + " dead-lettered on load (its parent failed)");
+        log_write(i, reloaded[i]);
+        if (loaded[i]) actions_[i].shadow = *loaded[i];
+    }
     for (auto i : std::exchange(evicted_on_load_, {})) {
         note("#" + std::to_string(actions_[i].no) + " dropped from the bounded dead-letter list on load");
         log_write(i, {});
@@ -167,7 +183,32 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             // crash starts a new lifecycle whose `queued` event never came).
             if (st == state::pending) t.unknown = a.answered < a.attempts;
             if (st == state::pending && a.attempts == 0) t.applied_now = false;
+            // SPEC 9.4: a coalescing request the crash cut short may have been written, or not.
+            if (a.method != t.method || a.path != filled(t, t.path) || a.body != filled(t, t.body))
+                if (a.path != t.path || a.body != t.body) t.edit.uncertain = true;
             t.st = st;
+            t.method = a.method;  // SPEC 9.4: as coalescing or a filled placeholder left it
+            t.path = a.path;
+            t.body = a.body;
+            if (st == state::dead && a.last_error == int(errc::dependency_failed)) t.edit.dependency_dead = true;
+            if (st == state::pending && t.edit.doomed) {
+                // SPEC 9.4 after a crash: its parents came back pending (a power cut), or (SPEC 9.1)
+                // its move to the dead letters could not be written, so it comes back pending and,
+                // its parent gone from storage, nothing holds it back any more.
+                const bool write_failed =
+                    std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) != dead_write_failed_.end();
+                const bool parents_back = std::all_of(t.edit.waits.begin(), t.edit.waits.end(), [&](auto p) {
+                    return reloaded[p].present && reloaded[p].st == action_state::pending;
+                });
+                if (write_failed || parents_back) {
+                    t.edit.doomed = false;
+                    if (write_failed) {
+                        note("#" + std::to_string(t.no) +
+                             " comes back pending: its dead-letter write failed, its parent is gone");
+                        std::erase_if(t.edit.waits, [&](auto p) { return !reloaded[p].present; });
+                    }
+                }
+            }
             t.attempts = a.attempts;
             t.sequence = a.sequence;
             t.next_attempt_at = a.next_attempt_at;

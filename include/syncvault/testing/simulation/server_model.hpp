@@ -8,9 +8,11 @@
  */
 
 #include <syncvault/action.hpp>
+#include <syncvault/testing/simulation/object_model.hpp>
 
 #include <chrono>
 #include <concepts>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -44,6 +46,9 @@ concept simulated_server = std::movable<S> &&
  * `/reject` answer 422 and those containing `/gone` 410 (permanent, nothing applied); requests
  * without a key (direct reads) apply nothing. With `expire_credentials()` every mutating request
  * answers 401 until `log_in()`; `hold_in_progress` makes repeats of a key answer 409 for a while.
+ * Each applied request changes its `objects()` (object_model.hpp); a POST answers
+ * `{"id": ...}`, an id the server assigns when it creates in a collection (SPEC 9.4's
+ * `response_ref` reads it).
  */
 class model_server {
 public:
@@ -81,6 +86,19 @@ public:
                                                : 200,
             {},
             r.method == http_method::delete_ || r.method == http_method::head ? "" : "ok " + std::string(*key)};
+        if (r.method == http_method::post) {
+            const auto path = object_path(r.url);
+            std::string id;
+            if (creates_in_place(path))
+                id = path.substr(path.rfind('/') + 1);
+            else
+                id = "s" + std::to_string(++next_id_);
+            apply_request(objects_, r.method, r.url, r.body, id);
+            reply.headers.push_back({"Content-Type", "application/json"});
+            reply.body = boost::json::serialize(boost::json::object{{"id", id}, {"key", *key}});
+        } else {
+            apply_request(objects_, r.method, r.url, r.body);
+        }
         replies_.emplace(std::string(*key), reply);
         effects_.push_back({std::string(*key), r.method, r.url, r.body, now});
         return {std::move(reply), true};
@@ -103,6 +121,8 @@ public:
 
     /** Every effect applied, in order. */
     const std::vector<effect>& effects() const noexcept { return effects_; }
+    /** The objects as the applied requests left them. */
+    const object_map& objects() const noexcept { return objects_; }
 
 private:
     std::string header_;
@@ -110,6 +130,8 @@ private:
     std::vector<effect> effects_;
     std::map<std::string, std::chrono::system_clock::time_point> processing_;  // lookup only
     bool expired_ = false;
+    object_map objects_;
+    std::uint64_t next_id_ = 0;
 };
 
 static_assert(simulated_server<model_server>);

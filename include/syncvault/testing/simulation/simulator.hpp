@@ -18,6 +18,8 @@
 #include <syncvault/connectivity/manual_connectivity.hpp>
 #include <syncvault/retry/jittered_backoff.hpp>
 #include <syncvault/testing/fake_clock.hpp>
+#include <syncvault/testing/simulation/edit_model.hpp>
+#include <syncvault/testing/simulation/object_model.hpp>
 #include <syncvault/testing/simulation/options.hpp>
 #include <syncvault/testing/simulation/random.hpp>
 #include <syncvault/testing/simulation/seams.hpp>
@@ -173,6 +175,8 @@ class simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::
         action_state st = action_state::pending;
         int attempts = 0;
         std::uint64_t sequence = 0;
+        http_method method = http_method::post;  // what it asks for: coalescing and placeholders change it
+        std::string path, body;
         friend bool operator==(const snapshot&, const snapshot&) = default;
     };
     struct tracked {
@@ -208,6 +212,7 @@ class simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::
         bool unknown_at_send = false;      // ... before the attempt now in flight
         bool applied_now = false;          // its effect was applied during this lifecycle
         bool stale_store = false;          // a 401's take-back could not be written: stored one attempt ahead
+        detail::edit_info edit;            // SPEC 9.4 (queue_edits.hpp)
     };
     struct write_record {
         std::size_t action;  // index into actions_
@@ -296,6 +301,24 @@ private:
     void op_expire();
     /** SPEC 9.3: the app logs in again and resumes a paused vault. */
     void op_resume();
+    // ---- SPEC 9.4: coalescing, `after` and `response_ref` (queue_edits.hpp) ----------------------
+    void op_edit();
+    void op_cancel();
+    /** After a request call: a merge, a cancelling DELETE, or a refused dependency; true if handled. */
+    bool edit_result(http_method method, const std::string& path, const std::string& body, const request_options& o,
+                     const std::vector<detail::placeholder>& refs, const send_result& r, bool made_none);
+    /** The parents of a request about to be made that are still pending (or dead). */
+    std::vector<std::size_t> parents_of(const request_options& o, bool dead_too) const;
+    void on_cancelled(tracked& t, const sync_event& e);
+    /** A dead letter with dependency_failed and no attempt: true when the model explains it. */
+    bool dependency_dead(tracked& t, const sync_event& e);
+    void doom_dependents(const tracked& p);
+    bool requeue_refused(const tracked& t) const;
+    /** The request `x` must send now: its placeholders filled with what the server assigned. */
+    std::string filled(const tracked& x, std::string text) const;
+    void edits_on_send(tracked& x, const http_request& r);
+    void edits_on_applied(tracked& x, const http_request& r, const http_response& reply);
+    void edits_check_state();
     std::string make_lane();
     /** `refresh_auth`: seeded, sometimes renews the server's credentials. */
     bool refresh_hook(const http_response& r);
@@ -395,6 +418,10 @@ private:
     // =============================================================================================
 
     void check_state();
+    static snapshot snap_of(const sync_action& a)
+    {
+        return {true, a.state, a.attempts, a.sequence, a.method, a.path, a.body};
+    }
     void expect_written_pending(const tracked& t, const std::string& when);
 
     // =============================================================================================
@@ -489,6 +516,18 @@ private:
     std::string refreshed_for_;      // the action whose 401 a refresh just answered with true
     std::string unauthorized_;       // the action whose 401 awaits its refresh_auth call
     std::size_t resume_at_ = 0;      // the operation at which the app logs in again and resumes
+    // SPEC 9.4, drawn from their own stream
+    sim_random erng_{0};
+    bool edits_on_ = false;
+    bool cancelling_ = false;                      // a call that may cancel (cancel(), a coalescing DELETE)
+    std::vector<std::size_t> edit_waits_;          // the parents of the request being made
+    std::vector<detail::placeholder> edit_refs_;   // its placeholders
+    std::vector<std::size_t> notes_;               // actions that created a /notes/<n> object, still live
+    std::vector<std::size_t> things_;              // POSTs to /things (the server assigns the id)
+    std::map<std::string, std::string> assigned_;  // idempotency key -> id the server assigned; lookup only
+    object_map world_;                             // the objects, from the application's requests one by one
+    std::vector<std::size_t> dead_on_load_;        // dependents a new process dead-lettered while loading
+    int note_counter_ = 0;
 
     // the model
     std::vector<tracked> actions_;

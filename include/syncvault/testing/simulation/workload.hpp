@@ -62,6 +62,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         return op_resume();
     }
     if (auth_on_ && xrng_.chance(0.03)) return op_expire();
+    if (edits_on_ && erng_.chance(0.35)) return erng_.chance(0.08) ? op_cancel() : op_edit();  // SPEC 9.4
     switch (rng_.weighted(weights)) {
     case storage_trouble: op_storage_trouble(); break;
     case mutate_op: op_mutate(); break;
@@ -311,6 +312,7 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     bool key_busy = false;
     for (const auto& o : actions_)
         if (o.st == state::pending && o.key == t.key) key_busy = true;
+    const bool dependency_refused = requeue_refused(t);  // SPEC 9.4
     call_ = call::requeue;
     current_call_ = ++calls_;
     requeued_.push_back(t.id);
@@ -322,6 +324,10 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         note(done ? "-> requeued" : "-> refused");
         if (!done && storage_fault_in_call_)
             note("(refused: its write failed)");
+        else if (!done && !key_busy && dependency_refused)
+            note("(refused: SPEC 9.4, a parent is dead or its placeholder's parent gone)");
+        else if (done && dependency_refused)
+            fail("dependency", "requeue #" + std::to_string(t.no) + " succeeded though a parent it waits for is dead");
         else if (done == key_busy)
             fail("send-or-queue", "requeue #" + std::to_string(t.no) + " returned " + (done ? "true" : "false") +
                                       (key_busy ? " while a pending action holds its key" : ""));
@@ -448,7 +454,12 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             if (actions_[i].st == state::pending && actions_[i].key == o.idempotency_key) dup = int(i);
     // A post from a callback comes while the head is taken (faults.hpp): it waits.
     // SPEC 9.2: at once only when its own lane has nothing waiting; never while paused (9.3).
-    const bool immediate = !nested && dup < 0 && online && lane_pending == 0 && pending < cfg_.max_pending && !paused_;
+    // SPEC 9.4: never at once while a parent is pending (or dead: refused).
+    const auto waits = parents_of(o, false);
+    const bool held = !parents_of(o, true).empty();
+    auto refs = std::exchange(edit_refs_, {});
+    const bool immediate =
+        !nested && dup < 0 && online && lane_pending == 0 && pending < cfg_.max_pending && !paused_ && !held;
     immediate_expected_ = immediate;
     request_headers_ = o.headers;
     call_ = call::mutate;
@@ -505,6 +516,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
                                       " must return that action, queued, and queue nothing");
         return;
     }
+    std::string body_text;
+    if constexpr (std::is_same_v<Body, boost::json::value>) body_text = boost::json::serialize(body);
+    if (edit_result(method, path, body_text, o, refs, r, made.empty())) return;
     if (pending >= cfg_.max_pending) {
         if (r.error() != make_error_code(errc::queue_full) || !made.empty())
             fail("send-or-queue", "a full queue (" + std::to_string(pending) + " pending) must refuse with queue_full");
@@ -533,6 +547,8 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         fail("send-or-queue", "the result names " + name(r.action_id()) + ", not the new #" + std::to_string(t.no));
         return;
     }
+    t.edit.waits = waits;
+    t.edit.refs = std::move(refs);
     t.acknowledged = r.is_queued() || r.is_sent();
     const bool cleared = t.st == state::removed && t.removed_by;  // by a clear_queue() from a callback
     const auto n = "#" + std::to_string(t.no);
