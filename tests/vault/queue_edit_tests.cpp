@@ -427,3 +427,20 @@ TEST_CASE("coalescing never folds a request into the action it references", "[va
         CHECK(json::parse(v->pending_actions().at(0).body) == json::parse(R"({"title":"b"})"));
     }
 }
+
+TEST_CASE("a requeued action is never coalesced into: its first lifecycle may have reached the server",
+          "[vault][coalesce]")
+{
+    rig<> r;
+    r.net.respond(504).respond(504).respond(504).respond(504);  // applied, perhaps, but never answered well
+    r.cfg.max_retries = 0;
+    auto v = r.make();
+    auto x = v->put("/notes/1", json::object{{"text", "a"}}, coalescing("note-1"));
+    REQUIRE(v->dead_letters().size() == 1);
+    v->connectivity().set_online(false);
+    REQUIRE(v->requeue(x.action_id()));
+    CHECK(v->pending_actions().at(0).attempts == 0);  // a new lifecycle
+    auto y = v->patch("/notes/1", json::object{{"text", "b"}}, coalescing("note-1"));
+    CHECK(y.action_id() != x.action_id());
+    CHECK(v->pending_count() == 2);
+}

@@ -460,3 +460,31 @@ TEST_CASE("SPEC 9.4: listeners that call the vault back while a chain fails", "[
     CHECK(r.net.request_count() == 2);  // /p, then /after-the-fall
     CHECK(v->pending_count() == 0);
 }
+
+TEST_CASE("SPEC 9.4: the first attempt of a coalescable action is synced before it is sent", "[vault][faults][coalesce]")
+{
+    // SPEC 7 lets a power cut forget attempt counts; one that made a sent action look never
+    // attempted would let a later request merge into it, and the merged part would be lost.
+    fake_clock clock;
+    faulty_storage s;
+    fake_transport net;
+    vault_of<fake_transport, faulty_storage> v{test_config(), net, s, syncvault::manual_connectivity{false},
+                                               exact_backoff(), clock};
+    std::vector<std::vector<std::string>> logs_at_send;
+    net.on_send([&](const syncvault::http_request&) {
+        std::lock_guard lock(s.c->mutex);
+        logs_at_send.push_back(s.c->log);
+    });
+    syncvault::request_options o;
+    o.coalesce_key = "prefs";
+    const std::string coalescable(v.put("/prefs", boost::json::object{{"a", 1}}, o).action_id());
+    const std::string plain(v.put("/other", boost::json::object{{"a", 1}}).action_id());
+    v.connectivity().set_online(true);
+    REQUIRE(v.process_queue() == 2);
+    REQUIRE(logs_at_send.size() == 2);
+    const auto& first = logs_at_send[0];
+    REQUIRE(first.size() >= 2);
+    CHECK(first[first.size() - 2] == "save:" + coalescable);
+    CHECK(first.back() == "flush");
+    CHECK(logs_at_send[1].back() == "save:" + plain);  // no coalesce key: lazily, as SPEC 7 says
+}

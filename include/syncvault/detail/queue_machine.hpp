@@ -101,8 +101,8 @@ struct storage_write {
     sync_action dead;                // save_dead: the dead letter
     std::string id;                  // remove
     std::vector<std::string> evicted;  // dead letters over the bound: remove them too
-    /// Saved before the main write: dependents rewritten with a parent's response, dependents
-    /// dead-lettered with it. Each is saved only if still current (`queue_machine::current`).
+    /// Saved before the main write: dependents rewritten with a parent's response (each only if
+    /// still pending: `queue_machine::current`), dependents dead-lettered with it.
     std::vector<sync_action> first;
 };
 
@@ -248,7 +248,7 @@ public:
         if (group == coalesce_.end()) return std::nullopt;
         auto& x = pending_.at(*group->second.rbegin());  // the newest: never look past it
         // Ever attempted, its effect may have reached the server: never touched.
-        if (!x.committed || x.removed || x.claimed || x.in_flight || x.editing || x.action.attempts > 0)
+        if (!x.committed || x.removed || x.claimed || x.in_flight || x.editing || ever_attempted(x.action))
             return std::nullopt;
         auto outcome = coalesce(x.action, a, settings_.max_body_bytes);
         if (outcome.what == coalesce_outcome::kind::queue_behind) return std::nullopt;
@@ -416,10 +416,9 @@ public:
         return w;
     }
 
-    /** Whether `a` (a copy taken for a deferred write) still stands as it was: pending, or dead. */
+    /** Whether the pending action `a` (a copy taken for a deferred write) is still pending. */
     bool current(const sync_action& a) const
     {
-        if (a.state == action_state::dead) return find_dead(a.id) != dead_.end();
         auto it = by_id_.find(a.id);
         return it != by_id_.end() && !pending_.at(it->second).removed;
     }
@@ -527,7 +526,9 @@ public:
     {
         auto& a = n.action;
         a.state = action_state::pending;
-        a.attempts = a.answered = a.last_status = a.last_error = 0;
+        // last_status and last_error stay: they tell coalescing that an earlier lifecycle was
+        // attempted (its effect may be on the server), which `attempts` no longer says.
+        a.attempts = a.answered = 0;
         a.sequence = next_sequence_++;
         a.next_attempt_at = now;
         queue_entry e{std::move(a), std::move(n.sensitive), false, false, false, false, false};
@@ -604,6 +605,12 @@ private:
     };
 
     bool free_slot() const noexcept { return claims_.size() < settings_.max_in_flight; }
+
+    /** In this lifecycle or one before a requeue (whose outcome stays in last_status/last_error). */
+    static bool ever_attempted(const sync_action& a) noexcept
+    {
+        return a.attempts > 0 || a.last_status != 0 || a.last_error != 0;
+    }
 
     /** Whether cancelling unclaimed committed entries, oldest first, can make room for `bytes`. */
     bool can_make_room(std::size_t bytes) const

@@ -303,7 +303,11 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::record_a
     // The attempt count is durable before the attempt (SPEC 3.8). The claim keeps everyone
     // else off the entry while it is read outside the lock; storage_mutex_ is held throughout.
     lock.unlock();
-    const auto failed = detail::save_guarded(storage_, entry.action);
+    auto failed = detail::save_guarded(storage_, entry.action);
+    // SPEC 7 lets a power cut forget an attempt count, but an action a later request may be
+    // coalesced into must not come back looking never attempted after it was sent: its first
+    // attempt is synced before the transfer (one sync per coalescable action, none otherwise).
+    if (!failed && entry.action.attempts == 1 && !entry.action.coalesce_key.empty()) failed = flush_guarded();
     lock.lock();
     if (!failed) {
         machine_.storage_recovered();
@@ -426,10 +430,12 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform(
     std::error_code failed;
     std::string what;
     for (const auto& a : w.first) {
-        {
+        if (a.state == action_state::pending) {
             std::lock_guard lock(mutex_);
             if (!machine_.current(a)) continue;  // evicted meanwhile: its removal follows ours
         }
+        // A dead letter is saved even if the bounded list dropped it at once: its removal
+        // (in `evicted`) follows, so storage never sees a pending action vanish unsent.
         if (auto e = save_guarded(a)) {
             std::lock_guard lock(mutex_);
             add_diagnostic({e, "could not record action " + a.id + " after its parent's outcome"});

@@ -279,8 +279,9 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     if (!t.shadow) return;
     // (A dead letter whose move could not be written is still stored as pending.)
     const bool dead = t.shadow->state == action_state::dead ||
-                      (t.st == state::dead && std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) !=
-                                                  dead_write_failed_.end());
+                      // its move to the dead letters was tried and failed (its event, for a dependent
+                      // dead-lettered with its parent, comes after the writes)
+                      std::find(dead_write_failed_.begin(), dead_write_failed_.end(), t.id) != dead_write_failed_.end();
     const bool succeeded = t.last_outcome && t.last_outcome_attempt == t.shadow->attempts &&
                            outcome_of(*t.last_outcome) == outcome_kind::success;
     if (!(call_ == call::clear || cancelling_ || dead || succeeded))

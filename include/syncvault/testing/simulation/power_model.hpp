@@ -191,6 +191,21 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             t.path = a.path;
             t.body = a.body;
             if (st == state::dead && a.last_error == int(errc::dependency_failed)) t.edit.dependency_dead = true;
+            // A dependent filled with its parent's response (saved before the crash) no longer waits
+            // for it: the parent succeeded at the server, whatever becomes of its record.
+            if (st == state::pending)
+                std::erase_if(t.edit.waits, [&](auto p) {
+                    return std::find(a.after.begin(), a.after.end(), actions_[p].id) == a.after.end();
+                });
+            // A request whose call the crash cut short never told us what it waits for: storage does.
+            if (!t.acknowledged && t.edit.waits.empty())
+                for (const auto& parent : a.after)
+                    if (auto p = by_id_.find(parent); p != by_id_.end() && actions_[p->second].st == state::pending) {
+                        t.edit.waits.push_back(p->second);
+                        const auto text = response_ref(parent, "/id");  // the workload's only pointer
+                        if (a.path.find(text) != std::string::npos || a.body.find(text) != std::string::npos)
+                            t.edit.refs.push_back({p->second, text});
+                    }
             if (st == state::pending && t.edit.doomed) {
                 // SPEC 9.4 after a crash: its parents came back pending (a power cut), or (SPEC 9.1)
                 // its move to the dead letters could not be written, so it comes back pending and,

@@ -226,7 +226,7 @@ bool simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
     const auto n = "#" + std::to_string(x.no);
     if (r.error() == errc::storage_failed) {
         x.edit.uncertain = true;  // the merged form may have reached the disk, or not
-        return false;
+        return true;              // a merge needs no room: a full queue does not refuse it
     }
     if (!r.is_queued()) return false;
     if (x.edit.coalesce_key != o.coalesce_key || x.lane != o.lane)
