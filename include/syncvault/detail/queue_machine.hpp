@@ -319,8 +319,8 @@ public:
         // kills the process each time it is sent must not be retried forever.
         if (a.action.attempts > max_retries) return start::exhausted;
         // A placeholder whose parent left without filling it (cleared, or storage lost it)
-        // must never reach the server.
-        if (a.has_refs) return start::unresolved;
+        // must never reach the server, nor an action whose parent failed while it was admitted.
+        if (a.has_refs || waits_for_dead(a.action)) return start::unresolved;
         ++a.action.attempts;
         return start::go;
     }
@@ -646,6 +646,13 @@ private:
 
     // ---- dependencies (SPEC 9.4) ----------------------------------------------------------------
 
+    bool waits_for_dead(const sync_action& a) const
+    {
+        for (const auto& id : a.after)
+            if (find_dead(id) != dead_.end()) return true;
+        return false;
+    }
+
     /** Whether `e` waits for an action that is still pending. */
     bool blocked(const queue_entry& e) const
     {
@@ -662,8 +669,7 @@ private:
     bool dependencies_admissible(const sync_action& a, const std::vector<header>& sensitive) const
     {
         if (a.after.empty()) return true;
-        for (const auto& id : a.after)
-            if (find_dead(id) != dead_.end()) return false;
+        if (waits_for_dead(a)) return false;
         for (const auto& id : referenced_ids(a, sensitive)) {
             auto it = by_id_.find(id);
             if (it == by_id_.end() || pending_.at(it->second).removed) return false;
@@ -699,7 +705,9 @@ private:
         const auto waiting = it->second;  // to_dead edits the index
         for (auto seq : waiting) {
             auto e = pending_.find(seq);
-            if (e == pending_.end() || e->second.removed || e->second.in_flight) continue;
+            // One still being admitted belongs to its enqueue until committed; `begin_attempt`
+            // dead-letters it when it reaches the head.
+            if (e == pending_.end() || !e->second.committed || e->second.removed || e->second.in_flight) continue;
             dead.push_back(to_dead(seq, std::nullopt, make_error_code(errc::dependency_failed), out, dead));
         }
     }
@@ -719,7 +727,9 @@ private:
             auto& e = found->second;
             const auto old_bytes = e.action.body.size();
             if (substitute_refs(e.action, e.sensitive, parent, body, settings_.max_path_bytes)) {
-                saved.push_back(to_dead(seq, std::nullopt, make_error_code(errc::dependency_failed), out, saved));
+                // Unfilled, it can never be sent: dead now, or at its first attempt if its enqueue
+                // still owns it.
+                if (e.committed) saved.push_back(to_dead(seq, std::nullopt, make_error_code(errc::dependency_failed), out, saved));
                 continue;
             }
             pending_bytes_ = pending_bytes_ - old_bytes + e.action.body.size();
