@@ -191,17 +191,28 @@ TEST_CASE("max_in_flight: concurrent transfers on a thread-safe transport, one p
 
 TEST_CASE("max_in_flight without a thread-safe transport never sends concurrently", "[vault][lanes][thread]")
 {
-    rig<> r;
-    r.cfg.max_in_flight = 4;
-    auto v = r.make(false);
-    for (int i = 0; i < 8; ++i) v->post("/x" + std::to_string(i), nullptr, in("lane" + std::to_string(i % 4)));
-    v->connectivity().set_online(true);
+    // fake_transport itself is thread-safe: this wrapper does not say so, as a user's own
+    // transport would not.
+    struct serial_fake {
+        fake_transport inner;
+        syncvault::result<syncvault::http_response> send(const syncvault::http_request& r) { return inner.send(r); }
+    };
+    static_assert(!syncvault::concurrent_transport<serial_fake>);
+    fake_clock clock;
+    serial_fake t;
+    syncvault::vault_config cfg = test_config();
+    cfg.max_in_flight = 4;
+    lane_vault<serial_fake> v{cfg, t, syncvault::memory_storage{}, syncvault::manual_connectivity{false},
+                              exact_backoff(), clock};
+    for (int i = 0; i < 8; ++i) v.post("/x" + std::to_string(i), nullptr, in("lane" + std::to_string(i % 4)));
+    v.connectivity().set_online(true);
     std::vector<std::thread> drains;
-    for (int i = 0; i < 4; ++i) drains.emplace_back([&] { v->process_queue(); });
+    for (int i = 0; i < 4; ++i) drains.emplace_back([&] { v.process_queue(); });
     for (auto& d : drains) d.join();
-    v->process_queue();
-    CHECK(v->pending_count() == 0);
-    CHECK(r.net.max_concurrent_sends() == 1);
+    v.process_queue();
+    CHECK(v.pending_count() == 0);
+    CHECK(t.inner.request_count() == 8);
+    CHECK(t.inner.max_concurrent_sends() == 1);
 }
 
 TEST_CASE("background_sync runs max_in_flight workers", "[vault][lanes][thread]")
