@@ -7,11 +7,18 @@
 // Every variant sends N requests in `rounds` chunks, taking turns with the others (the order
 // rotates), so that outside load on a shared machine hits them alike; a vault's chunk is a
 // fresh vault with N/rounds actions queued while offline, then drained (only the drain is
-// timed). Rates are total requests over total time. Then each storage drains one queue of all
-// N actions, which shows how the drain scales with the queue's length. Then, with the server
+// timed), after one unmeasured warm-up chunk of each. Rates are total requests over total
+// time. Then each storage drains one queue of all N actions, which shows how the drain scales
+// with the queue's length. Then, with the server
 // answering each request `latency_ms` late (a server that takes time to work), C POSTs go through
 // one thread-safe curl_transport from `threads` threads at once and from one thread, in
 // interleaved rounds (C=0 skips this). Prints tables and JSON lines.
+//
+// `--url http://HOST:PORT` (anywhere) drains against that server instead of the test server
+// (it must answer 200 to POST /api/jobs; scripts/perf-table.sh starts an express one); the
+// concurrent and lanes tables, which need the test server's latency setting, are skipped.
+// Client CPU: the CPU time of the thread that drives the drain (the raw loops and
+// process_queue() run on the calling thread), without the test server's thread.
 #include <syncvault/background_sync.hpp>
 #include <syncvault/basic_vault.hpp>
 #include <syncvault/connectivity/polling_connectivity.hpp>
@@ -34,8 +41,11 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include <time.h>
 
 namespace {
 
@@ -45,32 +55,47 @@ using syncvault::test_support::test_server;
 
 const std::string body = R"({"job":12345,"state":"DONE","note":"a typical small JSON body, about 100 bytes long."})";
 
-// Wall time, and the CPU time of the whole process (client, server thread, worker): the
-// second is much less sensitive to other load on a shared machine.
+double thread_cpu_s()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+// Wall time, the CPU time of the whole process (client, server thread, worker): the second is
+// much less sensitive to other load on a shared machine; and the CPU time of the calling thread
+// (the client's, for the drains that run on it).
 struct stopwatch {
     steady::time_point wall = steady::now();
     std::clock_t cpu = std::clock();
+    double thread_cpu = thread_cpu_s();
 };
 
 struct measure {
     std::size_t requests = 0;
-    double seconds = 0, cpu_seconds = 0;
+    double seconds = 0, cpu_seconds = 0, client_cpu_seconds = 0;
     measure& operator+=(const measure& m)
     {
         requests += m.requests;
         seconds += m.seconds;
         cpu_seconds += m.cpu_seconds;
+        client_cpu_seconds += m.client_cpu_seconds;
         return *this;
     }
     double per_s() const { return double(requests) / seconds; }
     double cpu_us() const { return cpu_seconds * 1e6 / double(requests); }
+    double client_cpu_us() const { return client_cpu_seconds * 1e6 / double(requests); }
 };
 
 measure done(const stopwatch& w, std::size_t n)
 {
     const std::chrono::duration<double> took = steady::now() - w.wall;
-    return {n, took.count(), double(std::clock() - w.cpu) / CLOCKS_PER_SEC};
+    return {n, took.count(), double(std::clock() - w.cpu) / CLOCKS_PER_SEC, thread_cpu_s() - w.thread_cpu};
 }
+
+// The server the drains go to: the test server, or the one given with --url.
+std::string g_url;
+std::string base_of(const test_server& server) { return g_url.empty() ? server.base_url() : g_url; }
 
 std::string key_for(const char* run, std::size_t i) { return std::string(run) + "-" + std::to_string(i); }
 
@@ -104,7 +129,7 @@ bool raw_post(CURL* h, const std::string& url, const std::string& key, std::stri
 
 measure raw_reused(test_server& server, std::size_t n, std::size_t first)
 {
-    const std::string url = server.base_url() + "/api/jobs";
+    const std::string url = base_of(server) + "/api/jobs";
     CURL* h = curl_easy_init();
     std::string response;
     const stopwatch w;
@@ -117,7 +142,7 @@ measure raw_reused(test_server& server, std::size_t n, std::size_t first)
 
 measure naive_new_handle(test_server& server, std::size_t n, std::size_t first)
 {
-    const std::string url = server.base_url() + "/api/jobs";
+    const std::string url = base_of(server) + "/api/jobs";
     std::string response;
     const stopwatch w;
     for (std::size_t i = 0; i < n; ++i) {
@@ -133,9 +158,9 @@ measure naive_new_handle(test_server& server, std::size_t n, std::size_t first)
 measure transport_only(test_server& server, std::size_t n, std::size_t first)
 {
     syncvault::vault_config cfg;
-    cfg.base_url = server.base_url();
+    cfg.base_url = base_of(server);
     syncvault::curl_transport t{cfg};
-    syncvault::http_request r{syncvault::http_method::post, server.base_url() + "/api/jobs",
+    syncvault::http_request r{syncvault::http_method::post, base_of(server) + "/api/jobs",
                               {{"Content-Type", "application/json"}, {"Idempotency-Key", ""}}, body};
     const stopwatch w;
     for (std::size_t i = 0; i < n; ++i) {
@@ -157,7 +182,7 @@ measure transport_concurrent(test_server& server, syncvault::curl_transport& t, 
     std::vector<std::thread> workers;
     for (unsigned k = 0; k < threads; ++k)
         workers.emplace_back([&] {
-            syncvault::http_request r{syncvault::http_method::post, server.base_url() + "/api/jobs",
+            syncvault::http_request r{syncvault::http_method::post, base_of(server) + "/api/jobs",
                                       {{"Content-Type", "application/json"}, {"Idempotency-Key", ""}}, body};
             for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
                 r.headers[1].value = key_for("concurrent", first + i);
@@ -182,7 +207,7 @@ measure vault_drain(test_server& server, std::size_t n, std::size_t first, drive
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     syncvault::vault_config cfg;
-    cfg.base_url = server.base_url() + "/api";
+    cfg.base_url = base_of(server) + "/api";
     cfg.storage_path = dir;
     cfg.max_pending = n + 1;
     cfg.storage_durability = syncvault::durability::none;  // the enqueue phase is not measured
@@ -223,7 +248,7 @@ measure vault_lanes_drain(test_server& server, std::size_t lanes, std::size_t pe
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     syncvault::vault_config cfg;
-    cfg.base_url = server.base_url() + "/api";
+    cfg.base_url = base_of(server) + "/api";
     cfg.storage_path = dir;
     cfg.max_pending = lanes * per_lane + 1;
     cfg.max_in_flight = max_in_flight;
@@ -262,8 +287,17 @@ struct variant {
 
 } // namespace
 
-int main(int argc, char** argv)
+int main(int argc, char** argv_in)
 {
+    std::vector<char*> positional;  // argv without --url URL
+    for (int i = 0; i < argc; ++i) {
+        if (std::string_view(argv_in[i]) == "--url" && i + 1 < argc)
+            g_url = argv_in[++i];
+        else
+            positional.push_back(argv_in[i]);
+    }
+    argc = int(positional.size());
+    char** argv = positional.data();
     const std::size_t n = argc > 1 ? std::stoull(argv[1]) : 10'000;
     const int rounds = std::max(1, argc > 2 ? std::stoi(argv[2]) : 10);
     const std::size_t concurrent_n = argc > 3 ? std::stoull(argv[3]) : 2'000;
@@ -273,7 +307,7 @@ int main(int argc, char** argv)
     const auto dir = std::filesystem::temp_directory_path() / "syncvault-network-bench";
     test_server server;
     std::printf("syncvault network benchmark: drain %zu POSTs (%zu-byte JSON body) to %s, %d interleaved rounds\n",
-                n, body.size(), server.base_url().c_str(), rounds);
+                n, body.size(), base_of(server).c_str(), rounds);
 
     std::size_t sequence = 0;  // idempotency keys stay unique across chunks
     auto keys = [&](std::size_t chunk) { return std::exchange(sequence, sequence + chunk); };
@@ -289,6 +323,10 @@ int main(int argc, char** argv)
          [&](std::size_t c) { return vault_drain<syncvault::file_journal>(server, c, keys(c), drive::background_sync, dir); }, {}},
     };
     const std::size_t chunk = std::max<std::size_t>(1, n / std::size_t(rounds));
+    // Warm-up, not counted: connections, caches, and a JIT-compiled server (node) reach their
+    // steady state before the first measured chunk.
+    for (auto& v : variants) v.run(std::min<std::size_t>(chunk, 1000));
+    server.reset_records();
     for (int round = 0; round < rounds; ++round) {
         for (std::size_t i = 0; i < variants.size(); ++i) {
             auto& v = variants[(i + std::size_t(round)) % variants.size()];  // rotate the order
@@ -300,15 +338,21 @@ int main(int argc, char** argv)
                  transport = variants[2].total.per_s(), journal = variants[3].total.per_s(),
                  memory = variants[4].total.per_s(), background = variants[5].total.per_s();
     const double raw_cpu = variants[0].total.cpu_us(), journal_cpu = variants[3].total.cpu_us();
+    const double raw_client = variants[0].total.client_cpu_us(), journal_client = variants[3].total.client_cpu_us(),
+                 memory_client = variants[4].total.client_cpu_us();
     server.reset_records();
     const auto journal_full = vault_drain<syncvault::file_journal>(server, n, keys(n), drive::process_queue, dir);
     server.reset_records();
     const auto memory_full = vault_drain<syncvault::memory_storage>(server, n, keys(n), drive::process_queue, dir);
 
-    std::printf("\n%-52s %12s %8s %12s\n", "drain", "requests", "vs raw", "CPU/request");
-    for (const auto& v : variants)
-        std::printf("%-52s %10.0f/s %7.2fx %9.1f us\n", v.name, v.total.per_s(), v.total.per_s() / raw,
-                    v.total.cpu_us());
+    std::printf("\n%-52s %12s %8s %12s %12s\n", "drain", "requests", "vs raw", "CPU/request", "client CPU");
+    for (const auto& v : variants) {
+        std::printf("%-52s %10.0f/s %7.2fx %9.1f us", v.name, v.total.per_s(), v.total.per_s() / raw, v.total.cpu_us());
+        if (&v == &variants[5])
+            std::printf(" %12s\n", "(worker)");  // background_sync drains on its own thread
+        else
+            std::printf(" %9.1f us\n", v.total.client_cpu_us());
+    }
     std::printf("\none drain of %zu queued actions:\n", n);
     std::printf("%-52s %10.0f/s %7.2fx %9.1f us\n", "vault, file_journal, process_queue()", journal_full.per_s(),
                 journal_full.per_s() / raw, journal_full.cpu_us());
@@ -318,15 +362,19 @@ int main(int argc, char** argv)
                 journal / raw, 0.9);
     std::printf("%-52s %+7.1f us per request\n", "vault (file_journal) CPU cost over the raw loop",
                 journal_cpu - raw_cpu);
+    std::printf("%-52s %+7.1f us per request (goal <= 5)\n", "  of which on the client thread", journal_client - raw_client);
 
     std::printf("{\"bench\":\"network\",\"n\":%zu,\"raw_reused_per_s\":%.0f,\"naive_new_handle_per_s\":%.0f,\"curl_transport_per_s\":%.0f,"
                 "\"vault_file_journal_per_s\":%.0f,\"vault_memory_per_s\":%.0f,\"vault_background_sync_per_s\":%.0f,"
                 "\"ratio_vs_raw\":%.3f,\"goal\":0.9,\"raw_cpu_us\":%.1f,\"vault_cpu_us\":%.1f,\"rounds\":%d,"
-                "\"full_queue_file_journal_per_s\":%.0f,\"full_queue_memory_per_s\":%.0f}\n",
+                "\"full_queue_file_journal_per_s\":%.0f,\"full_queue_memory_per_s\":%.0f,"
+                "\"raw_client_cpu_us\":%.2f,\"vault_client_cpu_us\":%.2f,\"vault_memory_client_cpu_us\":%.2f,"
+                "\"client_cpu_over_raw_us\":%.2f,\"server\":\"%s\"}\n",
                 n, raw, naive, transport, journal, memory, background, journal / raw, raw_cpu, journal_cpu, rounds,
-                journal_full.per_s(), memory_full.per_s());
+                journal_full.per_s(), memory_full.per_s(), raw_client, journal_client, memory_client,
+                journal_client - raw_client, g_url.empty() ? "test_server" : "url");
 
-    if (concurrent_n == 0) return 0;
+    if (concurrent_n == 0 || !g_url.empty()) return 0;
     if (!syncvault::concurrent_transport<syncvault::curl_transport>) {
         std::printf("\ncurl_transport is not thread-safe in this build: concurrent transfers skipped\n");
         return 0;
@@ -335,7 +383,7 @@ int main(int argc, char** argv)
     // keeps one transport for all its rounds (connections stay open, as in an app).
     server.set_latency(latency);
     syncvault::vault_config tcfg;
-    tcfg.base_url = server.base_url();
+    tcfg.base_url = base_of(server);
     syncvault::curl_transport one_at_a_time{tcfg}, shared{tcfg};
     measure sequential_total, concurrent_total;
     const std::size_t cchunk = std::max<std::size_t>(1, concurrent_n / std::size_t(rounds));

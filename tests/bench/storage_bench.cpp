@@ -14,6 +14,15 @@
 // (boost::unordered_flat_map) with the hand-written one it replaced, in the same run over the
 // same journal: open + index, load_all, memory, save/remove throughput, and the index alone.
 // `index` as the fourth argument runs only that comparison.
+//
+// Modes for scripts/perf-table.sh (issue 17), each a fresh process, in `directory` itself:
+//   syncvault_storage_bench N 0 DIR reopen-prepare   N pending actions in DIR/reopen-journal
+//                                                    (file_journal) and DIR/reopen.db (SQLite)
+//   syncvault_storage_bench N 0 DIR reopen-vault     open + load them into a basic_vault
+//   syncvault_storage_bench N 0 DIR reopen-sqlite    SELECT + parse the same rows from SQLite
+//   syncvault_storage_bench N 0 DIR vault-memory     post() N actions into an offline vault over
+//                                                    file_journal; heap and RSS growth per action
+// Each prints one JSON line.
 
 #include <syncvault/basic_vault.hpp>
 #include <syncvault/connectivity/manual_connectivity.hpp>
@@ -529,6 +538,133 @@ void compare_indexes(const fs::path& root, std::size_t n, bool json)
     std::printf("}\n");
 }
 
+// ---- perf-table modes (issue 17): one measure per fresh process ------------------------------
+
+/** Bytes the allocator has handed out and not taken back. */
+std::size_t heap_in_use()
+{
+    return static_cast<std::size_t>(::mallinfo2().uordblks);
+}
+
+syncvault::vault_config reopen_config(const fs::path& dir, std::size_t n)
+{
+    syncvault::vault_config cfg;
+    cfg.base_url = "http://api.test";
+    cfg.storage_path = dir;
+    cfg.max_pending = n + 1;
+    return cfg;
+}
+
+void reopen_prepare(const fs::path& dir, std::size_t n)
+{
+    fs::remove_all(dir / "reopen-journal");
+    fs::remove(dir / "reopen.db");
+    fs::remove(dir / "reopen.db-wal");
+    fs::remove(dir / "reopen.db-shm");
+    const auto t0 = clock_type::now();
+    {
+        syncvault::file_journal j{dir / "reopen-journal", syncvault::durability::none};
+        std::vector<syncvault::sync_action> batch;
+        for (std::size_t i = 0; i < n; ++i) {
+            batch.push_back(make_action(i));
+            if (batch.size() == 1000 || i + 1 == n) {
+                check(j.save_batch(batch), "save_batch");
+                batch.clear();
+            }
+        }
+        check(j.flush(), "flush");
+    }
+#ifdef SYNCVAULT_BENCH_SQLITE
+    {
+        sqlite_db db{dir / "reopen.db"};
+        sqlite_insert ins{db.db};
+        db.exec("BEGIN");
+        for (std::size_t i = 0; i < n; ++i) ins(make_action(i));
+        db.exec("COMMIT");
+        db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+#endif
+    std::printf("{\"bench\":\"storage_reopen_prepare\",\"n\":%zu,\"seconds\":%.3f,\"body_bytes\":%zu,"
+                "\"serialized_bytes\":%zu}\n",
+                n, seconds_since(t0), make_action(1).body.size(), syncvault::detail::serialize_action(make_action(1)).size());
+}
+
+/** Open + load into a vault: the constructor opens the journal and loads every pending action. */
+void reopen_vault(const fs::path& dir, std::size_t n)
+{
+    auto cfg = reopen_config(dir / "reopen-journal", n);
+    ::malloc_trim(0);
+    const std::size_t heap0 = heap_in_use(), rss0 = rss_bytes();
+    const double cpu0 = process_cpu_s();
+    const auto t0 = clock_type::now();
+    std::optional<bench_vault> v;
+    v.emplace(cfg, syncvault::testing::fake_transport{}, syncvault::file_journal{cfg},
+              syncvault::manual_connectivity{false});
+    const double s = seconds_since(t0), cpu = process_cpu_s() - cpu0;
+    if (v->pending_count() != n) throw std::runtime_error("reopen-vault: pending_count");
+    ::malloc_trim(0);
+    const std::size_t heap1 = heap_in_use(), rss1 = rss_bytes();
+    std::printf("{\"bench\":\"storage_reopen_vault\",\"n\":%zu,\"seconds\":%.4f,\"cpu_seconds\":%.4f,"
+                "\"heap_bytes_per_action\":%.1f,\"rss_bytes_per_action\":%.1f}\n",
+                n, s, cpu, double(heap1 > heap0 ? heap1 - heap0 : 0) / double(n),
+                double(rss1 > rss0 ? rss1 - rss0 : 0) / double(n));
+}
+
+/** What a user would write instead: open SQLite, SELECT every row, parse each into a sync_action. */
+void reopen_sqlite([[maybe_unused]] const fs::path& dir, [[maybe_unused]] std::size_t n)
+{
+#ifdef SYNCVAULT_BENCH_SQLITE
+    const double cpu0 = process_cpu_s();
+    const auto t0 = clock_type::now();
+    std::vector<syncvault::sync_action> rows;
+    {
+        sqlite_db db{dir / "reopen.db"};
+        sqlite3_stmt* stmt = nullptr;
+        sqlite3_prepare_v2(db.db, "SELECT data FROM actions ORDER BY seq", -1, &stmt, nullptr);
+        fast_parser parse;
+        while (sqlite3_step(stmt) == SQLITE_ROW)
+            rows.push_back(parse({reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
+                                  std::size_t(sqlite3_column_bytes(stmt, 0))}));
+        sqlite3_finalize(stmt);
+    }
+    const double s = seconds_since(t0), cpu = process_cpu_s() - cpu0;
+    if (rows.size() != n) throw std::runtime_error("reopen-sqlite: row count");
+    std::printf("{\"bench\":\"storage_reopen_sqlite\",\"n\":%zu,\"seconds\":%.4f,\"cpu_seconds\":%.4f}\n", n, s,
+                cpu);
+#else
+    std::printf("{\"bench\":\"storage_reopen_sqlite\",\"n\":%zu,\"seconds\":null}\n", n);
+#endif
+}
+
+/** Resident memory per pending action inside a vault: post() n actions while offline. */
+void vault_memory(const fs::path& dir, std::size_t n)
+{
+    fs::remove_all(dir / "memory-journal");
+    auto cfg = reopen_config(dir / "memory-journal", n);
+    cfg.storage_durability = syncvault::durability::none;  // memory, not the disk, is measured
+    const boost::json::value body = boost::json::parse(make_action(0).body);
+    std::optional<bench_vault> v;
+    v.emplace(cfg, syncvault::testing::fake_transport{}, syncvault::file_journal{cfg},
+              syncvault::manual_connectivity{false});
+    // One action first: what is allocated once (buffers, the first table) is not per action.
+    if (!v->post("/jobs", body).is_queued()) throw std::runtime_error("vault-memory: post");
+    check(v->storage().flush(), "flush");
+    ::malloc_trim(0);
+    const std::size_t heap0 = heap_in_use(), rss0 = rss_bytes();
+    for (std::size_t i = 1; i < n; ++i)
+        if (!v->post("/jobs", body).is_queued()) throw std::runtime_error("vault-memory: post");
+    check(v->storage().flush(), "flush");
+    ::malloc_trim(0);
+    const std::size_t heap1 = heap_in_use(), rss1 = rss_bytes();
+    if (v->pending_count() != n) throw std::runtime_error("vault-memory: pending_count");
+    std::printf("{\"bench\":\"storage_vault_memory\",\"n\":%zu,\"body_bytes\":%zu,\"heap_bytes_per_action\":%.1f,"
+                "\"rss_bytes_per_action\":%.1f}\n",
+                n, make_action(0).body.size(), double(heap1 > heap0 ? heap1 - heap0 : 0) / double(n - 1),
+                double(rss1 > rss0 ? rss1 - rss0 : 0) / double(n - 1));
+    v.reset();
+    fs::remove_all(dir / "memory-journal");
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -548,6 +684,14 @@ try {
     const std::size_t reopen_n = argc > 1 ? std::stoull(arg(1)) : 1'000'000;
     const std::size_t durable_n = argc > 2 ? std::stoull(arg(2)) : 2'000;
     const fs::path base = argc > 3 ? fs::path(arg(3)) : fs::temp_directory_path();
+    if (mode == "reopen-prepare" || mode == "reopen-vault" || mode == "reopen-sqlite" || mode == "vault-memory") {
+        fs::create_directories(base);
+        if (mode == "reopen-prepare") reopen_prepare(base, reopen_n);
+        if (mode == "reopen-vault") reopen_vault(base, reopen_n);
+        if (mode == "reopen-sqlite") reopen_sqlite(base, reopen_n);
+        if (mode == "vault-memory") vault_memory(base, std::max<std::size_t>(reopen_n, 2));
+        return 0;
+    }
     const fs::path root = base / ("syncvault-bench-" + std::to_string(::getpid()));
     fs::remove_all(root);
     fs::create_directories(root);
