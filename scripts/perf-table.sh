@@ -21,8 +21,9 @@
 #   drain            syncvault_network_bench N R 0 [--url URL]: the vault (file_journal,
 #                    process_queue()) beside a raw libcurl loop with one reused handle, against
 #                    the Beast test server and, if it can be installed, an express server
-#   reopen           syncvault_storage_bench N 0 DIR reopen-vault / reopen-sqlite, each in a fresh
-#                    process, alternating, median (the files are in the page cache for both)
+#   reopen           syncvault_storage_bench N 0 DIR reopen-vault / reopen-sqlite (and
+#                    reopen-journal, file_journal alone, for context), each in a fresh process,
+#                    alternating, median (the files are in the page cache for both)
 #   memory           syncvault_storage_bench N 0 DIR vault-memory: heap growth (mallinfo2) per
 #                    action posted into an offline vault over file_journal
 #   compile          scripts/compile-cost.sh --names "json vault" --json (CPU time, max RSS)
@@ -91,6 +92,7 @@ collect prepare "$storage" "$reopen_n" 0 "$work" reopen-prepare
 for ((i = 0; i < reopen_rounds; ++i)); do
     collect reopen "$storage" "$reopen_n" 0 "$work" reopen-vault
     collect reopen "$storage" "$reopen_n" 0 "$work" reopen-sqlite
+    collect reopen "$storage" "$reopen_n" 0 "$work" reopen-journal
 done
 rm -rf "$work/reopen-journal" "$work"/reopen.db*
 
@@ -196,6 +198,7 @@ if e:
 
 rv = every("reopen", "storage_reopen_vault")
 rs = every("reopen", "storage_reopen_sqlite")
+rj = every("reopen", "storage_reopen_journal")
 if rv and rs and rs[0]["seconds"] is not None:
     tv = statistics.median(x["seconds"] for x in rv)
     ts = statistics.median(x["seconds"] for x in rs)
@@ -203,7 +206,8 @@ if rv and rs and rs[0]["seconds"] is not None:
     row(f"reopen with {n:,} pending, 256-byte bodies: open + load into a vault vs SQLite SELECT + parse",
         f"{tv:.3f} s", f"SQLite {ts:.3f} s", tv / ts, "<= 0.5x", tv / ts <= 0.5, ratio_text(tv / ts),
         f"fresh process each, median of {len(rv)}, page cache warm for both; CPU time "
-        f"{statistics.median(x['cpu_seconds'] for x in rv):.3f} s vs {statistics.median(x['cpu_seconds'] for x in rs):.3f} s")
+        f"{statistics.median(x['cpu_seconds'] for x in rv):.3f} s vs {statistics.median(x['cpu_seconds'] for x in rs):.3f} s"
+        + (f"; file_journal alone (open + load_all) {statistics.median(x['seconds'] for x in rj):.3f} s" if rj else ""))
 
 m = one("memory", "storage_vault_memory")
 if m:

@@ -19,6 +19,7 @@
 //   syncvault_storage_bench N 0 DIR reopen-prepare   N pending actions in DIR/reopen-journal
 //                                                    (file_journal) and DIR/reopen.db (SQLite)
 //   syncvault_storage_bench N 0 DIR reopen-vault     open + load them into a basic_vault
+//   syncvault_storage_bench N 0 DIR reopen-journal   file_journal alone: open + load_all
 //   syncvault_storage_bench N 0 DIR reopen-sqlite    SELECT + parse the same rows from SQLite
 //   syncvault_storage_bench N 0 DIR vault-memory     post() N actions into an offline vault over
 //                                                    file_journal; heap and RSS growth per action
@@ -610,6 +611,21 @@ void reopen_vault(const fs::path& dir, std::size_t n)
                 double(rss1 > rss0 ? rss1 - rss0 : 0) / double(n));
 }
 
+/** The journal alone, for comparison: file_journal open (scan, checksums, index) + load_all. */
+void reopen_journal(const fs::path& dir, std::size_t n)
+{
+    const double cpu0 = process_cpu_s();
+    const auto t0 = clock_type::now();
+    syncvault::file_journal j{dir / "reopen-journal"};
+    const double open_s = seconds_since(t0);
+    auto rows = j.load_all();
+    const double s = seconds_since(t0), cpu = process_cpu_s() - cpu0;
+    if (!rows || rows->size() != n) throw std::runtime_error("reopen-journal: load_all");
+    std::printf("{\"bench\":\"storage_reopen_journal\",\"n\":%zu,\"seconds\":%.4f,\"open_seconds\":%.4f,"
+                "\"cpu_seconds\":%.4f}\n",
+                n, s, open_s, cpu);
+}
+
 /** What a user would write instead: open SQLite, SELECT every row, parse each into a sync_action. */
 void reopen_sqlite([[maybe_unused]] const fs::path& dir, [[maybe_unused]] std::size_t n)
 {
@@ -684,10 +700,12 @@ try {
     const std::size_t reopen_n = argc > 1 ? std::stoull(arg(1)) : 1'000'000;
     const std::size_t durable_n = argc > 2 ? std::stoull(arg(2)) : 2'000;
     const fs::path base = argc > 3 ? fs::path(arg(3)) : fs::temp_directory_path();
-    if (mode == "reopen-prepare" || mode == "reopen-vault" || mode == "reopen-sqlite" || mode == "vault-memory") {
+    if (mode == "reopen-prepare" || mode == "reopen-vault" || mode == "reopen-journal" || mode == "reopen-sqlite" ||
+        mode == "vault-memory") {
         fs::create_directories(base);
         if (mode == "reopen-prepare") reopen_prepare(base, reopen_n);
         if (mode == "reopen-vault") reopen_vault(base, reopen_n);
+        if (mode == "reopen-journal") reopen_journal(base, reopen_n);
         if (mode == "reopen-sqlite") reopen_sqlite(base, reopen_n);
         if (mode == "vault-memory") vault_memory(base, std::max<std::size_t>(reopen_n, 2));
         return 0;
