@@ -12,7 +12,12 @@
 #   --dir DIR    where the journals and databases go (default: $TMPDIR); the disk is part of
 #                the durable rows, so keep it the disk an app would use
 #   --no-build   use build/release as it is
-#   --no-express skip the express column even when node and npm can install express
+#   --no-express skip the express row even when node and npm can install express (the first
+#                run installs it into build/perf-express with `npm install express`)
+#
+# Sizes: --quick: durable 1,000 inserts x 3 rounds, reopen 100,000 actions x 3, memory 50,000,
+# drain 4,000 POSTs x 4 rounds, compile best of 1 (about 2.5 minutes on a loaded 2-core
+# machine). Default: 2,000 x 5, 1,000,000 x 3, 200,000, 20,000 x 10, best of 3 (about 8).
 #
 # What each row runs (every measure of a row comes from the same run of the same program):
 #   durable 8p / 1p  syncvault_storage_bench 0 N DIR durable --json: vault + file_journal
@@ -41,7 +46,7 @@ while [[ $# -gt 0 ]]; do
     --dir) dir=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --no-express) express=0; shift ;;
-    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,21p' "$0" >&2; exit 2 ;;
     esac
 done
 command -v python3 >/dev/null || { echo "perf-table.sh needs python3" >&2; exit 1; }
@@ -56,6 +61,7 @@ fi
 
 say() { echo "$@" >&2; }
 started=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 if ((build)); then
     say "== building (release preset)"
     cmake --preset release >/dev/null
@@ -145,9 +151,9 @@ collect compile bash "$root/scripts/compile-cost.sh" --runs "$compile_runs" --na
 
 elapsed=$(($(date +%s) - started))
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-python3 - "$lines" "$json_file" "$json_only" "$quick" "$elapsed" "$load" "$express_status" "$(nproc)" <<'PY'
+python3 - "$lines" "$json_file" "$json_only" "$quick" "$elapsed" "$load" "$express_status" "$(nproc)" "$load_before" <<'PY'
 import json, statistics, sys, datetime, platform
-lines_file, json_file, json_only, quick, elapsed, load, express_status, cores = sys.argv[1:9]
+lines_file, json_file, json_only, quick, elapsed, load, express_status, cores, load_before = sys.argv[1:10]
 got = [json.loads(l) for l in open(lines_file)]
 def one(tag, bench=None):
     for d in got:
@@ -212,7 +218,7 @@ if rv and rs and rs[0]["seconds"] is not None:
 m = one("memory", "storage_vault_memory")
 if m:
     prep = one("prepare", "storage_reopen_prepare")
-    rec = f"record {prep['serialized_bytes']} B" if prep else "-"
+    rec = f"body {m['body_bytes']} B, serialized action {prep['serialized_bytes']} B" if prep else "-"
     row("resident memory per pending action inside a vault, 256-byte bodies",
         f"{m['heap_bytes_per_action']:.0f} B heap ({m['rss_bytes_per_action']:.0f} B RSS)", rec,
         m["heap_bytes_per_action"], "<= 200 B", m["heap_bytes_per_action"] <= 200,
@@ -231,7 +237,7 @@ if c:
         ratio_text(v["memory_ratio"]), f"best of {c['runs']}")
 
 meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "mode": "quick" if quick == "1" else "full", "seconds": int(elapsed), "load_average_after": load,
+        "mode": "quick" if quick == "1" else "full", "seconds": int(elapsed), "load_average_before": load_before, "load_average_after": load,
         "cores": int(cores), "machine": platform.platform(), "express": express_status}
 doc = {"bench": "perf_table", **meta, "rows": rows, "raw": got}
 
@@ -240,7 +246,7 @@ table = [[r["metric"], r["syncvault"], r["alternative"], r["value_text"], r["goa
          for r in rows]
 out = sys.stderr if json_only == "1" else sys.stdout
 print(f"\nsyncvault perf table ({meta['mode']} run, {meta['date']}, {elapsed} s, {cores} cores, "
-      f"load average after: {load}; express: {express_status})\n", file=out)
+      f"load average before/after: {load_before} / {load}; express: {express_status})\n", file=out)
 print("| " + " | ".join(cols) + " |", file=out)
 print("|" + "---|" * len(cols), file=out)
 for t in table:
