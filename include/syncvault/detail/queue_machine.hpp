@@ -134,8 +134,13 @@ public:
      */
     side_writes load(std::vector<sync_action> actions, time_point now, std::chrono::milliseconds cap)
     {
-        std::stable_sort(actions.begin(), actions.end(),
-                         [](const auto& a, const auto& b) { return a.sequence < b.sequence; });
+        // Storages keep insertion order, which is sequence order unless a requeue moved an
+        // action in place: sorting whole actions is then skipped (a tenth of a reopen).
+        const auto by_sequence = [](const auto& a, const auto& b) { return a.sequence < b.sequence; };
+        if (!std::is_sorted(actions.begin(), actions.end(), by_sequence))
+            std::stable_sort(actions.begin(), actions.end(), by_sequence);
+        by_key_.reserve(by_key_.size() + actions.size());
+        by_id_.reserve(by_id_.size() + actions.size());
         for (auto& a : actions) {
             next_sequence_ = std::max(next_sequence_, a.sequence + 1);
             if (a.state == action_state::dead) {
