@@ -35,9 +35,9 @@ namespace {
 
 /** What a test sees of the storage under a vault. */
 struct body_probe {
-    std::atomic<int> loads{0};         // load_body calls
-    std::atomic<bool> fail{false};     // load_body returns storage_failed
-    std::atomic<bool> raise{false};    // load_body throws
+    std::atomic<int> loads{0};             // load_body calls
+    std::atomic<bool> fail{false};         // load_body returns storage_failed
+    std::atomic<bool> raise{false};        // load_body throws
     std::atomic<int> empty_overwrites{0};  // saves of an empty body over a stored non-empty one
 };
 
@@ -90,11 +90,17 @@ std::string binary_body(int i)
     return s;
 }
 
-raw_body raw(std::string bytes) { return raw_body{std::move(bytes), "application/octet-stream"}; }
+raw_body raw(std::string bytes)
+{
+    return raw_body{std::move(bytes), "application/octet-stream"};
+}
 
-std::string path_of(const syncvault::http_request& r) { return r.url.substr(std::string("http://api.test/v1").size()); }
+std::string path_of(const syncvault::http_request& r)
+{
+    return r.url.substr(std::string("http://api.test/v1").size());
+}
 
-} // namespace
+}  // namespace
 
 template <>
 struct sv_test::storage_maker<probed<syncvault::file_journal>> {
@@ -235,7 +241,7 @@ TEMPLATE_TEST_CASE("bodies in storage: a read that fails or throws leaves the qu
     (throws ? probe.raise : probe.fail) = true;
     v->connectivity().set_online(true);
     CHECK(v->process_queue() == 0);
-    CHECK(v->poll().has_value());  // storage is tried again later
+    CHECK(v->poll().has_value());     // storage is tried again later
     CHECK(r.net.requests().empty());  // never sent without its body
     CHECK(v->pending_count() == 2);
     CHECK(v->status() == syncvault::sync_status::error);
@@ -314,8 +320,8 @@ TEMPLATE_TEST_CASE("bodies in storage: max_pending_bytes counts bodies that left
     CHECK_FALSE(v->post("/a", raw(binary_body(3))).error());
 }
 
-TEMPLATE_TEST_CASE("bodies in storage: coalescing and response_ref chains still work", "[vault][bodies][coalesce][refs]",
-                   BODY_STORAGES)
+TEMPLATE_TEST_CASE("bodies in storage: coalescing and response_ref chains still work",
+                   "[vault][bodies][coalesce][refs]", BODY_STORAGES)
 {
     rig<TestType> r;
     auto& probe = *r.storage.probe;
@@ -327,7 +333,8 @@ TEMPLATE_TEST_CASE("bodies in storage: coalescing and response_ref chains still 
     v->post("/plain", raw(binary_body(1)));  // in between: its body leaves memory
     CHECK(v->patch("/docs/1", json::object{{"b", nullptr}, {"c", 3}}, doc).action_id() == put.action_id());
     request_options waits;
-    auto edit = v->patch("/items/" + response_ref(create, "/id"), json::object{{"id", response_ref(create, "/id")}}, waits);
+    auto edit =
+        v->patch("/items/" + response_ref(create, "/id"), json::object{{"id", response_ref(create, "/id")}}, waits);
     REQUIRE(edit.is_queued());
     v.reset();
 
