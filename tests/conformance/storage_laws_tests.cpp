@@ -208,6 +208,8 @@ TEST_CASE("a storage written by a user keeps the storage laws", "[conformance][s
     require_no_violation(check_storage_laws([] { return user_map_storage{}; }));
 }
 
+namespace {
+
 // A user's map storage with the optional load_body hook, right or stale.
 template <bool Stale>
 class body_map_storage : public user_map_storage {
@@ -228,6 +230,8 @@ public:
 private:
     std::map<std::string, std::string> first_;
 };
+
+} // namespace
 
 TEST_CASE("the load_body law holds for a right model and catches a stale one", "[conformance][storage][load_body]")
 {

@@ -42,6 +42,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -493,7 +494,7 @@ public:
     /** The pending action `id` if it may be cancelled now: committed, not being attempted. */
     std::optional<std::uint64_t> cancellable(std::string_view id) const
     {
-        auto it = by_id_.find(std::string(id));
+        auto it = by_id_.find(id);
         if (it == by_id_.end()) return std::nullopt;
         const auto& e = pending_.at(it->second);
         if (!e.committed || e.removed || e.claimed) return std::nullopt;
@@ -817,20 +818,24 @@ private:
         if (a.next_attempt_at > now + cap) a.next_attempt_at = now + cap;
     }
 
-    void insert(queue_entry e)
+    void insert(queue_entry entry)
     {
-        const auto seq = e.action.sequence;
+        const auto seq = entry.action.sequence;
+        entry.body_bytes = entry.action.body.size();
+        auto [at, inserted] = pending_.emplace(seq, std::move(entry));
+        if (!inserted) return;  // sequences are unique: never
+        // The id and key indexes view the entry's own strings (no copy per action): a map node
+        // never moves, an entry's id and key never change, and `erase` unindexes it first.
+        auto& e = at->second;
         if (!e.action.after.empty()) {
             e.has_refs = !referenced_ids(e.action, e.sensitive).empty();
             for (const auto& parent : e.action.after) dependents_[parent].push_back(seq);
         }
         if (!e.action.coalesce_key.empty()) coalesce_[coalesce_group(e.action)].insert(seq);
-        by_key_.emplace(e.action.idempotency_key, seq);
-        by_id_.emplace(e.action.id, seq);
+        by_key_.emplace(std::string_view(e.action.idempotency_key), seq);
+        by_id_.emplace(std::string_view(e.action.id), seq);
         lanes_[e.action.lane].push_back(seq);  // sequences only grow: each lane stays sorted
-        e.body_bytes = e.action.body.size();
         pending_bytes_ += e.body_bytes;
-        pending_.emplace(seq, std::move(e));
     }
 
     /** The entry leaves readers' view now; a claim still owns it until `release`. */
@@ -920,8 +925,9 @@ private:
     settings settings_;
     std::map<std::uint64_t, queue_entry> pending_;                 // by sequence: FIFO across lanes
     std::map<std::string, std::deque<std::uint64_t>> lanes_;       // lane -> its sequences, FIFO
-    boost::unordered_flat_map<std::string, std::uint64_t> by_key_;  // idempotency key -> sequence
-    boost::unordered_flat_map<std::string, std::uint64_t> by_id_;   // action id -> sequence
+    // Keys view the entries' strings (see `insert`).
+    boost::unordered_flat_map<std::string_view, std::uint64_t> by_key_;  // idempotency key -> sequence
+    boost::unordered_flat_map<std::string_view, std::uint64_t> by_id_;   // action id -> sequence
     boost::unordered_flat_map<std::uint64_t, std::string> claims_;  // claimed sequence -> its lane
     boost::unordered_flat_set<std::string> claimed_lanes_;
     boost::unordered_flat_map<std::string, std::vector<std::uint64_t>> dependents_;  // id -> who waits for it
