@@ -18,9 +18,12 @@
 #include "storage/temp_dir.hpp"
 
 #include <atomic>
+#include <latch>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace sv_test;
@@ -360,4 +363,60 @@ TEST_CASE("bodies over memory_storage stay in memory", "[vault][bodies]")
     v->post("/a", raw(binary_body(1)));
     CHECK(v->pending_actions().at(0).body == binary_body(1));
     CHECK(r.storage.shared.load_all().value().at(0).body == binary_body(1));
+}
+
+TEMPLATE_TEST_CASE("bodies in storage: concurrent producers, drainers and readers see whole bodies",
+                   "[vault][bodies][thread]", BODY_STORAGES)
+{
+    rig<TestType> r;
+    r.cfg.max_in_flight = 2;
+    auto v = r.make(false);
+    // A body is a function of its path, so any request or listed action can be checked alone.
+    auto body_for = [](const std::string& path) {
+        std::string s = path + ":";
+        while (s.size() < 256) s.push_back(static_cast<char>(0x80 + s.size() % 100));
+        return s;
+    };
+    constexpr int producers = 3, each = 40;
+    std::atomic<int> bad_listed{0};
+    std::atomic<bool> producing{true};
+    std::latch start(producers + 3);
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+        threads.emplace_back([&, p] {
+            request_options lane;
+            lane.lane = "p" + std::to_string(p);  // lanes: transfers run side by side
+            start.arrive_and_wait();
+            for (int i = 0; i < each; ++i) {
+                const auto path = "/p" + std::to_string(p) + "/" + std::to_string(i);
+                (void)v->post(path, raw(body_for(path)), lane);
+            }
+        });
+    for (int d = 0; d < 2; ++d)
+        threads.emplace_back([&] {
+            start.arrive_and_wait();
+            while (producing) v->process_queue();
+        });
+    threads.emplace_back([&] {
+        start.arrive_and_wait();
+        while (producing)
+            for (const auto& a : v->pending_actions())
+                if (a.body != body_for(a.path)) ++bad_listed;
+    });
+    v->connectivity().set_online(true);
+    for (int p = 0; p < producers; ++p) threads[std::size_t(p)].join();
+    producing = false;
+    for (auto& t : threads)
+        if (t.joinable()) t.join();
+    v->process_queue();
+    CHECK(v->pending_count() == 0);
+    CHECK(bad_listed == 0);
+    std::set<std::string> delivered;
+    for (const auto& req : r.net.requests()) {
+        const auto path = path_of(req);
+        CHECK(req.body == body_for(path));
+        delivered.insert(path);
+    }
+    CHECK(delivered.size() == std::size_t(producers * each));
+    CHECK(r.storage.probe->empty_overwrites == 0);
 }
