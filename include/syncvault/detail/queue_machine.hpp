@@ -788,6 +788,7 @@ private:
                 continue;
             }
             e.body_bytes = e.action.body.size();
+            e.body_dirty = true;  // storage holds placeholders until the entry itself is saved
             pending_bytes_ = pending_bytes_ - old_bytes + e.body_bytes;
             e.has_refs = !referenced_ids(e.action, e.sensitive).empty();
             unindex_dependent(parent, seq);  // `after` no longer names it
