@@ -852,8 +852,14 @@ private:
         if (it == pending_.end()) return;
         hide(it->second);
         const auto& a = it->second.action;
-        if (auto k = by_key_.find(a.idempotency_key); k != by_key_.end() && k->second == seq) by_key_.erase(k);
-        if (auto i = by_id_.find(a.id); i != by_id_.end() && i->second == seq) by_id_.erase(i);
+        if (auto k = by_key_.find(a.idempotency_key); k != by_key_.end() && k->second == seq) {
+            BOOST_ASSERT(k->first.data() == a.idempotency_key.data());  // the entry's key was never reassigned
+            by_key_.erase(k);
+        }
+        if (auto i = by_id_.find(a.id); i != by_id_.end() && i->second == seq) {
+            BOOST_ASSERT(i->first.data() == a.id.data());
+            by_id_.erase(i);
+        }
         for (const auto& parent : a.after) unindex_dependent(parent, seq);
         if (!a.coalesce_key.empty())
             if (auto g = coalesce_.find(coalesce_group(a)); g != coalesce_.end()) {
