@@ -42,6 +42,7 @@ struct body_probe {
     std::atomic<bool> fail{false};         // load_body returns storage_failed
     std::atomic<bool> raise{false};        // load_body throws
     std::atomic<int> empty_overwrites{0};  // saves of an empty body over a stored non-empty one
+    std::atomic<bool> fail_saves{false};   // save returns storage_failed
 };
 
 /** A storage model wrapped: every call forwarded, load_body observed. */
@@ -56,6 +57,7 @@ struct probed {
     {
         if (a.body.empty())
             if (auto stored = inner.load_body(a.id); stored && !stored->empty()) ++probe->empty_overwrites;
+        if (probe->fail_saves) return make_error_code(errc::storage_failed);
         return inner.save(a);
     }
     std::error_code save_batch(std::span<const sync_action> batch) { return inner.save_batch(batch); }
@@ -419,4 +421,34 @@ TEMPLATE_TEST_CASE("bodies in storage: concurrent producers, drainers and reader
     }
     CHECK(delivered.size() == std::size_t(producers * each));
     CHECK(r.storage.probe->empty_overwrites == 0);
+}
+
+TEMPLATE_TEST_CASE("bodies in storage: a filled dependent whose saves fail keeps its filled body",
+                   "[vault][bodies][refs][storage_failure]", BODY_STORAGES)
+{
+    rig<TestType> r;
+    auto& probe = *r.storage.probe;
+    auto v = r.make(false);
+    const std::string create(v->post("/items", json::object{{"title", "milk"}}).action_id());
+    auto edit = v->patch("/items/" + response_ref(create, "/id"), json::object{{"id", response_ref(create, "/id")}});
+    REQUIRE(edit.is_queued());
+    // From the parent's transfer on, storage refuses writes: the filled dependent cannot be
+    // saved (storage keeps its placeholders), nor can its attempt count.
+    r.net.on_send([&](const syncvault::http_request& req) {
+        if (path_of(req) == "/items") probe.fail_saves = true;
+    });
+    r.net.respond(201, {}, R"({"id":42})");
+    v->connectivity().set_online(true);
+    v->process_queue();
+    REQUIRE(r.net.requests().size() == 1);
+    CHECK(v->pending_count() == 1);
+
+    probe.fail_saves = false;
+    r.clock.advance(1min);
+    v->poll();
+    REQUIRE(r.net.requests().size() == 2);
+    CHECK(path_of(r.net.requests()[1]) == "/items/42");
+    CHECK(json::parse(r.net.requests()[1].body) == json::parse(R"({"id":42})"));
+    CHECK(v->pending_count() == 0);
+    CHECK(probe.empty_overwrites == 0);
 }
