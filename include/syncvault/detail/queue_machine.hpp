@@ -133,6 +133,9 @@ public:
     };
 
     explicit queue_machine(settings s) : settings_(s) {}
+    // The id and key indexes view the entries' strings: a copy would view the original's.
+    queue_machine(const queue_machine&) = delete;
+    queue_machine& operator=(const queue_machine&) = delete;
 
     // ---- loading ------------------------------------------------------------------------------
 
