@@ -44,6 +44,8 @@ files=(
   include/syncvault/impl/request_check.ipp
   include/syncvault/impl/polling_connectivity.ipp
   tests/separate/*.cpp
+  tests/vault/body_storage_tests.cpp
+  tests/bench/memory_bench.cpp
 )
 format=$(command -v clang-format-14 || command -v clang-format)
 "$format" --dry-run --Werror "${files[@]}"

@@ -210,11 +210,30 @@ public:
         return machine_.pending_count();
     }
 
-    /** Pending actions in FIFO order. */
+    /**
+     * Pending actions in FIFO order, bodies included: with a storage that reads bodies back
+     * (`body_reading_storage`) they are read from it. One whose body cannot be read is left out,
+     * and a `diagnostic` says so.
+     */
     std::vector<sync_action> pending_actions() const
     {
-        std::lock_guard lock(mutex_);
-        return machine_.pending_actions();
+        std::vector<std::size_t> missing;
+        std::vector<sync_action> out;
+        if constexpr (body_reading_storage<Storage>) {
+            // The storage lock keeps every stored body as it is while we read (enqueuers that
+            // skip it write new actions, not listed here).
+            std::lock_guard slock(storage_mutex_);
+            {
+                std::lock_guard lock(mutex_);
+                out = machine_.pending_actions(&missing);
+            }
+            if (!missing.empty()) const_cast<basic_vault&>(*this).load_bodies(out, missing);  // logically const
+        } else {
+            std::lock_guard lock(mutex_);
+            out = machine_.pending_actions();
+        }
+        if (!missing.empty()) events_->deliver();
+        return out;
     }
 
     /**
@@ -431,7 +450,8 @@ private:
           retry_(std::move(r)),
           clock_(std::move(k)),
           machine_({config_.max_pending, config_.max_dead_letters, config_.max_in_flight, config_.max_pending_bytes,
-                    config_.overflow == overflow_policy::drop_oldest, config_.max_body_bytes, config_.max_path_bytes}),
+                    config_.overflow == overflow_policy::drop_oldest, config_.max_body_bytes, config_.max_path_bytes,
+                    body_reading_storage<Storage>}),
           events_(std::make_shared<detail::event_hub>(config_.dispatch)),
           wake_(std::make_shared<detail::wake_hub>())
     {
@@ -455,6 +475,12 @@ private:
     }
 
     void load();
+
+    /** Reads the bodies at `missing` back into `out` (storage_mutex_ held); drops those it cannot. */
+    void load_bodies(std::vector<sync_action>& out, const std::vector<std::size_t>& missing);
+
+    /** Reads the claimed `seq`'s body back if it left memory (both locks held); false: storage failed. */
+    bool fetch_body(std::uint64_t seq, time_point t, std::unique_lock<std::mutex>& lock);
 
     // ---- requests ---------------------------------------------------------------------------
 
@@ -624,7 +650,7 @@ private:
 
     // Lock order: storage_mutex_, then mutex_. Callbacks and transfers run with neither held.
     mutable std::mutex mutex_;      // guards machine_, published_status_, diagnostics_, drainers_
-    std::mutex storage_mutex_;      // every storage write but a thread-safe model's inserts
+    mutable std::mutex storage_mutex_;  // every storage write but a thread-safe model's inserts; body reads
     detail::fair_mutex transport_mutex_;  // transfers, one at a time, in arrival order
     std::condition_variable written_;     // an admitted action's first write ended
 

@@ -208,6 +208,41 @@ TEST_CASE("a storage written by a user keeps the storage laws", "[conformance][s
     require_no_violation(check_storage_laws([] { return user_map_storage{}; }));
 }
 
+namespace {
+
+// A user's map storage with the optional load_body hook, right or stale.
+template <bool Stale>
+class body_map_storage : public user_map_storage {
+public:
+    std::error_code save(const syncvault::sync_action& a)
+    {
+        if (!Stale || !first_.contains(a.id)) first_[a.id] = a.body;  // stale: the first body saved
+        return user_map_storage::save(a);
+    }
+    syncvault::result<std::string> load_body(std::string_view id)
+    {
+        auto rows = load_all().value();
+        for (const auto& r : rows)
+            if (r.id == id) return first_.at(r.id);
+        return make_error_code(syncvault::errc::storage_failed);
+    }
+
+private:
+    std::map<std::string, std::string> first_;
+};
+
+} // namespace
+
+TEST_CASE("the load_body law holds for a right model and catches a stale one", "[conformance][storage][load_body]")
+{
+    static_assert(syncvault::body_reading_storage<body_map_storage<false>>);
+    require_no_violation(check_storage_laws([] { return body_map_storage<false>{}; }));
+    auto v = check_storage_laws([] { return body_map_storage<true>{}; });
+    REQUIRE(broke(v, "load_body reads back the saved body"));
+    auto it = std::find_if(v.begin(), v.end(), [](auto& x) { return x.law.starts_with("load_body"); });
+    CHECK_THAT(it->detail, Catch::Contains("after an update"));
+}
+
 TEST_CASE("the storage laws catch broken storages", "[conformance][storage]")
 {
     SECTION("an update that moves the action to the tail")

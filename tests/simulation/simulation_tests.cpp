@@ -270,6 +270,9 @@ TEST_CASE("simulation: a connectivity model with only is_online() still drains",
 }
 
 #ifdef SYNCVAULT_SIMULATION_HAS_FILE_JOURNAL
+// The simulated vault keeps bodies in the journal (SPEC 9.8), so crashes and power cuts test that too.
+static_assert(syncvault::body_reading_storage<st::detail::sim_storage<syncvault::file_journal>>);
+
 TEST_CASE("simulation: seeded fault schedules over file_journal, with power cuts", "[simulation][file_journal][faults]")
 {
     temp_dir dir;

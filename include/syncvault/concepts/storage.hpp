@@ -52,6 +52,12 @@
  *   destructor).
  * - `s.take_diagnostics()` -> `std::vector<diagnostic>`: problems found and recovered from since
  *   the last call (corrupt records set aside...); the vault reports them to the application.
+ * - `s.load_body(id)` -> `result<std::string>`: the stored body of the action `id` (pending or
+ *   dead), as the last `save` wrote it; an unknown id is an error (`errc::storage_failed`). With
+ *   it, the vault keeps only pending actions' metadata in memory and reads a body back when it
+ *   needs one (to send it, to save the action again, for `pending_actions()`); without it
+ *   (`memory_storage`) bodies stay in memory. Laws: after `save(a)`, `load_body(a.id) ==
+ *   a.body` (any bytes), after an update and, for durable models, after a reopen.
  * - `static constexpr bool thread_safe = true;`: the model takes calls from several threads at
  *   once. The vault then writes new actions without serializing them, so concurrent enqueuers
  *   can share one sync (group commit). Otherwise the vault makes one storage call at a time.
@@ -84,6 +90,7 @@
 #include <concepts>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
@@ -134,6 +141,12 @@ concept flushable_storage = requires(S& s) {
 /** Optional hook: the model is thread-safe, so inserts need not be serialized. */
 template <class S>
 concept thread_safe_storage = requires { requires S::thread_safe; };
+
+/** Optional hook: read one action's body back, so the vault need not keep it in memory. */
+template <class S>
+concept body_reading_storage = requires(S& s, std::string_view id) {
+    { s.load_body(id) } -> std::same_as<result<std::string>>;
+};
 
 /** Optional hook: report recovered problems. */
 template <class S>

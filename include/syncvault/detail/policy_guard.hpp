@@ -4,7 +4,7 @@
 // The exception boundary between the vault and its policies (SPEC 9.1). A policy is a user's
 // type and may throw anywhere; each call here turns an exception into the failure it stands
 // for, so the vault's state machine only ever sees values:
-//   storage  save/remove/flush throw -> errc::storage_failed
+//   storage  save/remove/flush/load_body throw -> errc::storage_failed
 //   transport send throws            -> errc::connection_failed (a network-class failure)
 //   connectivity is_online throws    -> offline; tick throws -> no probe scheduled; report: ignored
 //   clock now throws                 -> the last good reading
@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -39,6 +40,17 @@ std::error_code remove_guarded(Storage& s, std::string_view id) noexcept
 {
     try {
         return s.remove(id);
+    } catch (...) {
+        return make_error_code(errc::storage_failed);
+    }
+}
+
+/** Reads a stored body back (the model has the `load_body` hook). */
+template <class Storage>
+result<std::string> load_body_guarded(Storage& s, std::string_view id) noexcept
+{
+    try {
+        return s.load_body(id);
     } catch (...) {
         return make_error_code(errc::storage_failed);
     }

@@ -30,6 +30,7 @@
 #include <syncvault/detail/response_refs.hpp>
 #include <syncvault/detail/retry_decision.hpp>
 
+#include <boost/assert.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 
@@ -41,6 +42,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -59,6 +61,11 @@ struct queue_entry {
     bool removed = false;           // cleared while claimed: `release` erases it
     bool editing = false;           // a coalescing write is under way: not evicted meanwhile
     bool has_refs = false;          // holds `response_ref` placeholders still to fill
+    // SPEC 9.8: with a storage that reads bodies back, an entry storage holds drops its body
+    // (`body_out`; `action.body` is empty) and the vault loads it again when it needs it.
+    bool body_out = false;
+    bool body_dirty = false;        // its body was edited and not yet saved: keep it
+    std::size_t body_bytes = 0;     // the body's size, in memory or not (max_pending_bytes)
 };
 
 /**
@@ -122,9 +129,13 @@ public:
         bool drop_oldest = false;  // overflow_policy::drop_oldest
         std::size_t max_body_bytes = std::size_t(1) << 20;  // a coalesced body's limit
         std::size_t max_path_bytes = 2048;                  // a substituted path's limit
+        bool bodies_in_storage = false;  // the storage reads bodies back: drop them from memory
     };
 
     explicit queue_machine(settings s) : settings_(s) {}
+    // The id and key indexes view the entries' strings: a copy would view the original's.
+    queue_machine(const queue_machine&) = delete;
+    queue_machine& operator=(const queue_machine&) = delete;
 
     // ---- loading ------------------------------------------------------------------------------
 
@@ -165,6 +176,7 @@ public:
         for (auto seq : orphans)
             if (pending_.contains(seq)) w.saved.push_back(to_dead(seq, {}, make_error_code(errc::dependency_failed), ignored, w.saved));
         w.removed = trim_dead();
+        for (auto& [seq, e] : pending_) drop_body(e);  // `w.saved` holds copies: they keep theirs
         return w;
     }
 
@@ -225,6 +237,7 @@ public:
         e.durable = durable;
         ++visible_;
         out.add(e.action, sync_event_status::queued, 0);
+        drop_body(e);
         if (!settings_.drop_oldest) return {};
         return make_room(out, seq);
     }
@@ -269,7 +282,8 @@ public:
         auto& e = it->second;
         e.editing = false;
         if (!merged || e.removed) return;
-        pending_bytes_ = pending_bytes_ - e.action.body.size() + merged->body.size();
+        pending_bytes_ = pending_bytes_ - e.body_bytes + merged->body.size();
+        e.body_bytes = merged->body.size();
         e.action.method = merged->method;
         e.action.path = merged->path;
         e.action.headers = merged->headers;
@@ -337,6 +351,15 @@ public:
     bool attempt_not_recorded(std::uint64_t seq, time_point now, std::chrono::milliseconds backoff)
     {
         --pending_.at(seq).action.attempts;
+        return storage_unavailable(now, backoff);
+    }
+
+    /**
+     * Storage failed a call an attempt needed (a body could not be read back): storage is left
+     * alone until `retry_at`. True when this starts a failure episode (report it once).
+     */
+    bool storage_unavailable(time_point now, std::chrono::milliseconds backoff)
+    {
         const bool first = !storage_wait_;
         storage_wait_ = jump_safe_wait{now, backoff};
         ++storage_failures_;
@@ -443,6 +466,31 @@ public:
         end_transfer(it->second);
         it->second.claimed = false;
         if (it->second.removed) erase(seq);
+        else drop_body(it->second);
+    }
+
+    // ---- bodies in storage (SPEC 9.8) ---------------------------------------------------------
+
+    /** Whether `seq`'s body must be read back from storage before it is used. */
+    bool body_missing(std::uint64_t seq) const
+    {
+        auto it = pending_.find(seq);
+        return it != pending_.end() && !it->second.removed && it->second.body_out;
+    }
+
+    /** The body read back for a claimed entry (or one the caller holds the storage lock for). */
+    void restore_body(std::uint64_t seq, std::string body)
+    {
+        auto it = pending_.find(seq);
+        if (it == pending_.end() || !it->second.body_out) return;
+        it->second.action.body = std::move(body);
+        it->second.body_out = false;
+    }
+
+    /** Storage holds the entry as it is now: an edited body may leave memory again. */
+    void body_saved(std::uint64_t seq) noexcept
+    {
+        if (auto it = pending_.find(seq); it != pending_.end()) it->second.body_dirty = false;
     }
 
     // ---- edits --------------------------------------------------------------------------------
@@ -454,7 +502,7 @@ public:
     /** The pending action `id` if it may be cancelled now: committed, not being attempted. */
     std::optional<std::uint64_t> cancellable(std::string_view id) const
     {
-        auto it = by_id_.find(std::string(id));
+        auto it = by_id_.find(id);
         if (it == by_id_.end()) return std::nullopt;
         const auto& e = pending_.at(it->second);
         if (!e.committed || e.removed || e.claimed) return std::nullopt;
@@ -481,8 +529,11 @@ public:
     /** `on_rejected` edited the claimed entry's request before a retry. */
     void apply_edits(std::uint64_t seq, const sync_action& edited)
     {
-        auto& a = pending_.at(seq).action;
-        pending_bytes_ = pending_bytes_ - a.body.size() + edited.body.size();
+        auto& e = pending_.at(seq);
+        auto& a = e.action;
+        pending_bytes_ = pending_bytes_ - e.body_bytes + edited.body.size();
+        e.body_bytes = edited.body.size();
+        e.body_dirty = true;  // until the retry's save
         a.path = edited.path;
         a.body = edited.body;
         a.headers = edited.headers;
@@ -558,11 +609,15 @@ public:
 
     std::size_t pending_count() const noexcept { return visible_; }
 
-    std::vector<sync_action> pending_actions() const
+    /** Committed pending actions, FIFO; `missing` gets the positions whose body is in storage. */
+    std::vector<sync_action> pending_actions(std::vector<std::size_t>* missing = nullptr) const
     {
         std::vector<sync_action> out;
         for (const auto& [seq, e] : pending_)
-            if (e.committed && !e.removed) out.push_back(e.action);
+            if (e.committed && !e.removed) {
+                if (e.body_out && missing) missing->push_back(out.size());
+                out.push_back(e.action);
+            }
         return out;
     }
 
@@ -625,7 +680,7 @@ private:
             if (count < settings_.max_pending && total + bytes <= settings_.max_pending_bytes) return true;
             if (!e.committed || e.claimed || e.removed) continue;
             --count;
-            total -= e.action.body.size();
+            total -= e.body_bytes;
         }
         return count < settings_.max_pending && total + bytes <= settings_.max_pending_bytes;
     }
@@ -690,6 +745,9 @@ private:
                         std::vector<sync_action>& dead)
     {
         auto& e = pending_.at(seq);
+        // Only a claimed entry (the vault read its body back before `begin_attempt`) or one that
+        // never drops its body (it waits for others) reaches here: a dead letter is saved whole.
+        BOOST_ASSERT(!e.body_out);
         end_transfer(e);
         e.action.state = action_state::dead;
         if (error && error.category() == error_category()) e.action.last_error = error.value();
@@ -730,14 +788,16 @@ private:
             auto found = pending_.find(seq);
             if (found == pending_.end() || found->second.removed || !found->second.has_refs) continue;
             auto& e = found->second;
-            const auto old_bytes = e.action.body.size();
+            const auto old_bytes = e.body_bytes;
             if (substitute_refs(e.action, e.sensitive, parent, body, settings_.max_path_bytes)) {
                 // Unfilled, it can never be sent: dead now, or at its first attempt if its enqueue
                 // still owns it.
                 if (e.committed) saved.push_back(to_dead(seq, std::nullopt, make_error_code(errc::dependency_failed), out, saved));
                 continue;
             }
-            pending_bytes_ = pending_bytes_ - old_bytes + e.action.body.size();
+            e.body_bytes = e.action.body.size();
+            e.body_dirty = true;  // storage holds placeholders until the entry itself is saved
+            pending_bytes_ = pending_bytes_ - old_bytes + e.body_bytes;
             e.has_refs = !referenced_ids(e.action, e.sensitive).empty();
             unindex_dependent(parent, seq);  // `after` no longer names it
             // One still being admitted is saved, filled, by its own enqueue (which waits for the
@@ -767,19 +827,24 @@ private:
         if (a.next_attempt_at > now + cap) a.next_attempt_at = now + cap;
     }
 
-    void insert(queue_entry e)
+    void insert(queue_entry entry)
     {
-        const auto seq = e.action.sequence;
+        const auto seq = entry.action.sequence;
+        entry.body_bytes = entry.action.body.size();
+        auto [at, inserted] = pending_.emplace(seq, std::move(entry));
+        if (!inserted) return;  // sequences are unique: never
+        // The id and key indexes view the entry's own strings (no copy per action): a map node
+        // never moves, an entry's id and key never change, and `erase` unindexes it first.
+        auto& e = at->second;
         if (!e.action.after.empty()) {
             e.has_refs = !referenced_ids(e.action, e.sensitive).empty();
             for (const auto& parent : e.action.after) dependents_[parent].push_back(seq);
         }
         if (!e.action.coalesce_key.empty()) coalesce_[coalesce_group(e.action)].insert(seq);
-        by_key_.emplace(e.action.idempotency_key, seq);
-        by_id_.emplace(e.action.id, seq);
+        by_key_.emplace(std::string_view(e.action.idempotency_key), seq);
+        by_id_.emplace(std::string_view(e.action.id), seq);
         lanes_[e.action.lane].push_back(seq);  // sequences only grow: each lane stays sorted
-        pending_bytes_ += e.action.body.size();
-        pending_.emplace(seq, std::move(e));
+        pending_bytes_ += e.body_bytes;
     }
 
     /** The entry leaves readers' view now; a claim still owns it until `release`. */
@@ -795,15 +860,21 @@ private:
         if (it == pending_.end()) return;
         hide(it->second);
         const auto& a = it->second.action;
-        if (auto k = by_key_.find(a.idempotency_key); k != by_key_.end() && k->second == seq) by_key_.erase(k);
-        if (auto i = by_id_.find(a.id); i != by_id_.end() && i->second == seq) by_id_.erase(i);
+        if (auto k = by_key_.find(a.idempotency_key); k != by_key_.end() && k->second == seq) {
+            BOOST_ASSERT(k->first.data() == a.idempotency_key.data());  // the entry's key was never reassigned
+            by_key_.erase(k);
+        }
+        if (auto i = by_id_.find(a.id); i != by_id_.end() && i->second == seq) {
+            BOOST_ASSERT(i->first.data() == a.id.data());
+            by_id_.erase(i);
+        }
         for (const auto& parent : a.after) unindex_dependent(parent, seq);
         if (!a.coalesce_key.empty())
             if (auto g = coalesce_.find(coalesce_group(a)); g != coalesce_.end()) {
                 g->second.erase(seq);
                 if (g->second.empty()) coalesce_.erase(g);
             }
-        pending_bytes_ -= a.body.size();
+        pending_bytes_ -= it->second.body_bytes;
         if (auto l = lanes_.find(a.lane); l != lanes_.end()) {
             auto& seqs = l->second;
             if (!seqs.empty() && seqs.front() == seq)
@@ -813,6 +884,22 @@ private:
             if (seqs.empty()) lanes_.erase(l);
         }
         pending_.erase(it);
+    }
+
+    /**
+     * Drops `e`'s body from memory when storage holds it as it is and nothing edits it in
+     * memory: not an action a later PATCH may merge into (coalesce key), nor one waiting for
+     * others (its placeholders are filled here, and a failed parent dead-letters it here, and a
+     * dead letter is saved whole), nor one being written, attempted or edited.
+     */
+    void drop_body(queue_entry& e) noexcept
+    {
+        if (!settings_.bodies_in_storage || e.body_out || e.body_dirty || !e.committed || !e.durable || e.claimed ||
+            e.removed || e.editing || e.action.body.empty() || !e.action.coalesce_key.empty() ||
+            !e.action.after.empty())
+            return;
+        std::string().swap(e.action.body);  // the capacity too
+        e.body_out = true;
     }
 
     void take_claim(std::uint64_t seq)
@@ -853,8 +940,9 @@ private:
     settings settings_;
     std::map<std::uint64_t, queue_entry> pending_;                 // by sequence: FIFO across lanes
     std::map<std::string, std::deque<std::uint64_t>> lanes_;       // lane -> its sequences, FIFO
-    boost::unordered_flat_map<std::string, std::uint64_t> by_key_;  // idempotency key -> sequence
-    boost::unordered_flat_map<std::string, std::uint64_t> by_id_;   // action id -> sequence
+    // Keys view the entries' strings (see `insert`).
+    boost::unordered_flat_map<std::string_view, std::uint64_t> by_key_;  // idempotency key -> sequence
+    boost::unordered_flat_map<std::string_view, std::uint64_t> by_id_;   // action id -> sequence
     boost::unordered_flat_map<std::uint64_t, std::string> claims_;  // claimed sequence -> its lane
     boost::unordered_flat_set<std::string> claimed_lanes_;
     boost::unordered_flat_map<std::string, std::vector<std::uint64_t>> dependents_;  // id -> who waits for it

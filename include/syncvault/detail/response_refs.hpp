@@ -154,7 +154,12 @@ inline std::error_code substitute_refs(sync_action& a, std::vector<header>& sens
         out.body = boost::json::serialize(body);
     }
     std::erase(out.after, std::string(parent));
-    a = std::move(out);
+    // Only what changed: the id and key stay the very strings they were (the queue's indexes
+    // view them).
+    a.path = std::move(out.path);
+    a.headers = std::move(out.headers);
+    a.body = std::move(out.body);
+    a.after = std::move(out.after);
     sensitive = std::move(extra);
     return {};
 }

@@ -224,9 +224,15 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::attempt(
         std::lock_guard slock(storage_mutex_);
         std::unique_lock lock(mutex_);
         const auto t = now();
-        const auto start = machine_.begin_attempt(seq, t, config_.idempotency_key_lifetime, config_.max_retries);
+        // A body kept in storage is read back first: sending it, saving the attempt count and
+        // a dead letter all need it. Storage that cannot read it is storage that failed.
+        const bool have_body = fetch_body(seq, t, lock);
+        const auto start = have_body ? machine_.begin_attempt(seq, t, config_.idempotency_key_lifetime, config_.max_retries)
+                                     : detail::queue_machine::start::go;
         if (start == detail::queue_machine::start::gone) return {};
-        if (start != detail::queue_machine::start::go) {
+        if (!have_body) {
+            not_sent = attempt_report{false, true, detail::verdict::retry, std::nullopt, {}};
+        } else if (start != detail::queue_machine::start::go) {
             using detail::queue_machine;
             const auto why = make_error_code(start == queue_machine::start::expired     ? errc::key_expired
                                              : start == queue_machine::start::unresolved ? errc::dependency_failed
@@ -311,6 +317,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::record_a
     lock.lock();
     if (!failed) {
         machine_.storage_recovered();
+        machine_.body_saved(seq);
         return true;
     }
     if (machine_.attempt_not_recorded(seq, t, storage_backoff()))
@@ -318,6 +325,67 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::record_a
                                     "; storage is retried with backoff"});
     update_status();
     return false;
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::fetch_body(std::uint64_t seq, time_point t,
+                                                                                  std::unique_lock<std::mutex>& lock)
+    -> bool
+{
+    if constexpr (body_reading_storage<Storage>) {
+        if (!machine_.body_missing(seq)) return true;
+        // The claim keeps everyone else off the entry; storage_mutex_ is held throughout.
+        const std::string id = machine_.action(seq).id;
+        lock.unlock();
+        auto body = detail::load_body_guarded(storage_, id);
+        lock.lock();
+        if (body) {
+            machine_.restore_body(seq, std::move(*body));
+            return true;
+        }
+        // As for an attempt count storage could not record: not attempted, storage left alone
+        // for a while, reported once per episode.
+        if (machine_.storage_unavailable(t, storage_backoff()))
+            add_diagnostic({body.error(), "could not read the body of action " + id + " back from storage; storage is retried with backoff"});
+        update_status();
+        return false;
+    } else {
+        (void)seq;
+        (void)t;
+        (void)lock;
+        return true;
+    }
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::load_bodies(std::vector<sync_action>& out,
+                                                                                   const std::vector<std::size_t>& missing)
+    -> void
+{
+    if constexpr (body_reading_storage<Storage>) {
+        std::vector<bool> lost(out.size());
+        for (auto i : missing) {
+            auto body = detail::load_body_guarded(storage_, out[i].id);
+            if (body) {
+                out[i].body = std::move(*body);
+                continue;
+            }
+            lost[i] = true;
+            std::lock_guard lock(mutex_);
+            add_diagnostic({body.error(), "pending_actions(): could not read the body of action " + out[i].id +
+                                              " back from storage; the action is left out of the list"});
+        }
+        std::size_t j = 0;
+        for (std::size_t i = 0; i < out.size(); ++i)
+            if (!lost[i]) {
+                if (i != j) out[j] = std::move(out[i]);
+                ++j;
+            }
+        out.resize(j);
+    } else {
+        (void)out;
+        (void)missing;
+    }
 }
 
 template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
@@ -372,6 +440,20 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::cancel(s
             if (!found) return false;
             seq = *found;
             if (machine_.is_durable(seq)) copy = machine_.action(seq);
+        }
+        if constexpr (body_reading_storage<Storage>) {
+            // The copy puts the action back if the removal cannot be synced: whole, never
+            // without its body (held: storage_mutex_ keeps the stored body as it is).
+            bool missing = false;
+            {
+                std::lock_guard lock(mutex_);
+                missing = copy && machine_.body_missing(seq);
+            }
+            if (missing) {
+                auto body = detail::load_body_guarded(storage_, copy->id);
+                if (!body) return false;
+                copy->body = std::move(*body);
+            }
         }
         if (copy) {
             if (remove_guarded(action_id)) return false;
@@ -450,6 +532,10 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform(
             if (failed) return false;
             std::lock_guard lock(mutex_);
             machine_.mark_durable(w.sequence);
+        }
+        if (!failed) {
+            std::lock_guard lock(mutex_);
+            machine_.body_saved(w.sequence);
         }
         what = "could not record the next attempt time of action " + a.id;  // only makes it sooner
         break;

@@ -371,6 +371,50 @@ public:
         return out;
     }
 
+    // The body of `id`'s newest record. The file and the entry's place are read together under
+    // the mutex (compaction switches both at once, and a replaced file stays readable through
+    // the pointer), the bytes outside it: records are never rewritten in place.
+    result<std::string> load_body(std::string_view id)
+    {
+        std::shared_ptr<journal_fd> file;
+        std::uint64_t off = 0;
+        std::uint32_t len = 0;
+        {
+            std::lock_guard lk(mu_);
+            const std::size_t pos = index_.find(id);
+            if (pos == Index::npos) return make_error_code(errc::storage_failed);  // no such action
+            off = index_.slots()[pos].off;
+            len = index_.slots()[pos].len;
+            file = file_;
+        }
+        // A `put` record (or a batch of one) holds one entry, right after its header and op byte:
+        // its checksum is checked. An entry inside a larger batch was checked when the file was opened or
+        // written, as `load_all` trusts it.
+        constexpr std::size_t lead = journal_header_size + 1;
+        const bool own_record = off >= journal_magic_size + lead;
+        const std::uint64_t from = own_record ? off - lead : off;
+        std::string buf(static_cast<std::size_t>(len) + (own_record ? lead : 0), '\0');
+        std::size_t got = 0;
+        if (auto ec = journal_pread(file->get(), buf.data(), buf.size(), from, got)) {
+            remember(ec);
+            return make_error_code(errc::storage_failed);
+        }
+        if (got != buf.size()) return make_error_code(errc::storage_corrupt);
+        const char* p = buf.data();
+        const char op = p[journal_header_size];
+        if (own_record && journal_get_u32(p + 4) == len + 1 &&
+            (op == char(journal_op::put) || op == char(journal_op::batch))) {
+            if (crc32c(p + 4, 4 + std::size_t{len} + 1) != journal_get_u32(p))
+                return make_error_code(errc::storage_corrupt);
+        }
+        if (own_record) p += lead;
+        journal_entry e;
+        if (!journal_parse_entry(p, len, e) || e.id != id) return make_error_code(errc::storage_corrupt);
+        auto decoded = parse_action(e.json);
+        if (!decoded || decoded->id != id) return make_error_code(errc::storage_corrupt);
+        return std::move(decoded->body);
+    }
+
     std::error_code flush()
     {
         std::unique_lock lk(mu_);
@@ -1077,6 +1121,12 @@ public:
     std::error_code remove(std::string_view id) { return impl_->remove(id); }
     /** Every stored action in insertion order, read back from the file. */
     result<std::vector<sync_action>> load_all() const { return impl_->load_all(); }
+    /**
+     * The body of the stored action `id`, read back from its newest record (checksum checked);
+     * `errc::storage_failed` if no action has that id. With this hook the vault keeps pending
+     * actions' bodies here rather than in memory.
+     */
+    result<std::string> load_body(std::string_view id) const { return impl_->load_body(id); }
     /** Forgets every action. */
     std::error_code clear() { return impl_->clear(); }
     /** How many actions are stored. */
@@ -1119,6 +1169,7 @@ static_assert(syncvault::batch_storage<file_journal>);
 static_assert(syncvault::flushable_storage<file_journal>);
 static_assert(syncvault::diagnosing_storage<file_journal>);
 static_assert(syncvault::thread_safe_storage<file_journal>);
+static_assert(syncvault::body_reading_storage<file_journal>);
 
 } // namespace syncvault
 

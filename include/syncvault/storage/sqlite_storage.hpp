@@ -258,6 +258,28 @@ public:
         return impl_->load_all();
     }
 
+    /**
+     * The stored body of the action `id` (the optional `load_body` hook: the vault then keeps
+     * bodies here, not in memory); `errc::storage_failed` if no action has that id.
+     */
+    result<std::string> load_body(std::string_view id)
+    {
+        if (!impl_) return moved_from();
+        std::lock_guard lock(impl_->db_mutex);
+        auto* s = impl_->select_body_.get();
+        detail::sqlite_stmt_scope scope(s);
+        sqlite3_bind_text64(s, 1, id.data(), id.size(), SQLITE_STATIC, SQLITE_UTF8);
+        const int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE) return make_error_code(errc::storage_failed);  // no such action
+        if (rc != SQLITE_ROW) return impl_->fail(rc, "load_body");
+        const int type = sqlite3_column_type(s, 0);
+        if (type != SQLITE_BLOB && type != SQLITE_TEXT) return make_error_code(errc::storage_corrupt);
+        const auto* p = static_cast<const char*>(type == SQLITE_BLOB ? sqlite3_column_blob(s, 0)
+                                                                      : static_cast<const void*>(sqlite3_column_text(s, 0)));
+        const auto n = static_cast<std::size_t>(sqlite3_column_bytes(s, 0));
+        return n == 0 ? std::string() : std::string(p, n);
+    }
+
     /** Deletes every action (lazy). */
     std::error_code clear()
     {
@@ -334,8 +356,8 @@ private:
         std::filesystem::path path;
         sqlite_storage_options opts;
         sqlite3* db = nullptr;
-        detail::sqlite_stmt update_, insert_, remove_, clear_, select_, begin_, commit_, rollback_,
-            sync_full_, sync_normal_, quarantine_, unquarantined_;
+        detail::sqlite_stmt update_, insert_, remove_, clear_, select_, select_body_, begin_, commit_,
+            rollback_, sync_full_, sync_normal_, quarantine_, unquarantined_;
 
         mutable std::mutex db_mutex;  // guards db, its statements, sync_level and last_error
         int sync_level = -1;          // the connection's current PRAGMA synchronous
@@ -374,7 +396,7 @@ private:
         void close() noexcept
         {
             // Statements first: sqlite3_close refuses a connection with live statements.
-            for (auto* s : {&update_, &insert_, &remove_, &clear_, &select_, &begin_, &commit_,
+            for (auto* s : {&update_, &insert_, &remove_, &clear_, &select_, &select_body_, &begin_, &commit_,
                             &rollback_, &sync_full_, &sync_normal_, &quarantine_, &unquarantined_})
                 s->reset();
             if (db) sqlite3_close(db);  // checkpoints the WAL, fsyncing it, and deletes it
@@ -535,6 +557,7 @@ private:
             select_ = prepare((std::string("SELECT ") + columns +
                                ", position FROM syncvault_actions ORDER BY position")
                                   .c_str());
+            select_body_ = prepare("SELECT body FROM syncvault_actions WHERE id = ?1");
             unquarantined_ = prepare("DELETE FROM syncvault_actions WHERE position = ?1");
             begin_ = prepare("BEGIN IMMEDIATE");
             commit_ = prepare("COMMIT");
@@ -890,6 +913,7 @@ static_assert(syncvault::batch_storage<sqlite_storage>);
 static_assert(syncvault::flushable_storage<sqlite_storage>);
 static_assert(syncvault::thread_safe_storage<sqlite_storage>);
 static_assert(syncvault::diagnosing_storage<sqlite_storage>);
+static_assert(syncvault::body_reading_storage<sqlite_storage>);
 
 } // namespace syncvault
 

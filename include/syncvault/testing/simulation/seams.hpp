@@ -156,6 +156,12 @@ public:
     }
     result<std::vector<sync_action>> load_all() { return inner_->load_all(); }
     std::size_t count() const { return static_cast<std::size_t>(inner_->count()); }
+    /// Forwarded, so the vault keeps bodies in the model as it would without the seam (SPEC 9.8):
+    /// every crash and power cut then finds them there. Reads change nothing: no fault, no hook.
+    result<std::string> load_body(std::string_view id) requires syncvault::body_reading_storage<Storage>
+    {
+        return inner_->load_body(id);
+    }
 
     std::error_code flush() requires syncvault::flushable_storage<Storage> { return inner_->flush(); }
     std::vector<diagnostic> take_diagnostics() requires syncvault::diagnosing_storage<Storage>
