@@ -173,6 +173,27 @@ inline result<sync_action> parse_action(std::string_view text)
     return decode_action(v);
 }
 
+/**
+ * The body of one serialized record, without decoding the rest of the action (a drain reads a
+ * body back per attempt: SPEC 9.8). A monotonic buffer on the stack holds the parse of a
+ * typical record; a record whose `id` is not `id` is corrupt.
+ */
+inline result<std::string> parse_body(std::string_view text, std::string_view id)
+{
+    boost::json::parse_options opts;
+    opts.allow_invalid_utf8 = true;
+    unsigned char scratch[4096];
+    boost::json::monotonic_resource mr(scratch, sizeof scratch);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec, &mr, opts);
+    const auto* o = ec ? nullptr : v.if_object();
+    const auto* got_id = o ? o->if_contains("id") : nullptr;
+    const auto* body = o ? o->if_contains("body") : nullptr;
+    if (!got_id || !got_id->is_string() || got_id->get_string() != id || !body || !body->is_string())
+        return make_error_code(errc::storage_corrupt);
+    return std::string(body->get_string());
+}
+
 } // namespace syncvault::detail
 
 #endif

@@ -410,9 +410,7 @@ public:
         if (own_record) p += lead;
         journal_entry e;
         if (!journal_parse_entry(p, len, e) || e.id != id) return make_error_code(errc::storage_corrupt);
-        auto decoded = parse_action(e.json);
-        if (!decoded || decoded->id != id) return make_error_code(errc::storage_corrupt);
-        return std::move(decoded->body);
+        return parse_body(e.json, id);
     }
 
     std::error_code flush()
