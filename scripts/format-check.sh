@@ -46,6 +46,7 @@ files=(
   tests/separate/*.cpp
   tests/vault/body_storage_tests.cpp
   tests/bench/memory_bench.cpp
+  tests/bench/drain_bench.cpp
 )
 format=$(command -v clang-format-14 || command -v clang-format)
 "$format" --dry-run --Werror "${files[@]}"
