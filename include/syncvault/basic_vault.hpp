@@ -527,6 +527,17 @@ private:
     /** Writes what a transition left besides its main write (storage_mutex_ held); false: one failed. */
     bool perform_side_writes(const detail::side_writes& w);
 
+    /**
+     * Before `seq` is cancelled: saves its dependents as the dead letters the cancel will make
+     * of them (storage_mutex_ held), so the sync that covers the cancel covers them too.
+     * Returns the originals to put back if the cancel cannot be completed; nullopt (storage as
+     * it was) if a save failed.
+     */
+    std::optional<std::vector<sync_action>> doom_dependents(std::uint64_t seq);
+
+    /** Puts back what `doom_dependents` saved (the cancel failed): best effort, as any put-back. */
+    void undo_doom(const std::vector<sync_action>& originals);
+
     // ---- attempts ---------------------------------------------------------------------------
 
     /** Owns a claimed head while it is attempted; releasing it is unwinding-proof. */

@@ -488,3 +488,69 @@ TEST_CASE("SPEC 9.4: the first attempt of a coalescable action is synced before 
     CHECK(first.back() == "flush");
     CHECK(logs_at_send[1].back() == "save:" + plain);  // no coalesce key: lazily, as SPEC 7 says
 }
+
+// Simulator, file_journal queue edits, seed 10181: a DELETE cancelled a never-sent POST and its
+// dependent was dead-lettered after the POST's removal was synced; a power cut lost the dead
+// letter, and the dependent came back pending with a parent storage no longer held (which reads
+// as a parent that succeeded: it would have been sent).
+TEST_CASE("SPEC 9.4: a cancelled parent's dependents are dead letters in storage before it leaves, under one sync",
+          "[vault][faults][after]")
+{
+    fake_clock clock;
+    faulty_storage s;
+    vault_of<fake_transport, faulty_storage> v{test_config(), fake_transport{}, s, syncvault::manual_connectivity{false},
+                                               exact_backoff(), clock};
+    syncvault::request_options create;
+    create.coalesce_key = "note8";
+    auto parent = v.post("/notes", boost::json::object{{"title", "a"}}, create);
+    syncvault::request_options waits;
+    waits.after = {std::string(parent.action_id())};
+    auto child = v.put("/items/11", boost::json::object{{"done", true}}, waits);
+    waits.after = {std::string(child.action_id())};
+    auto grandchild = v.put("/items/12", boost::json::object{{"done", true}}, waits);
+    REQUIRE(grandchild.is_queued());
+    const auto before = s.inner.load_all().value();
+    s.c->log.clear();
+    auto position = [&](const std::string& entry) {
+        return std::find(s.c->log.begin(), s.c->log.end(), entry) - s.c->log.begin();
+    };
+    auto stored_state = [&](std::string_view id) {
+        for (const auto& a : s.inner.load_all().value())
+            if (a.id == id) return a.state;
+        FAIL("not stored: " << id);
+        return syncvault::action_state::pending;
+    };
+
+    SECTION("cancel() and a coalescing DELETE write the dead letters first")
+    {
+        const bool by_delete = GENERATE(false, true);
+        if (by_delete) REQUIRE(v.delete_("/notes/8", create).is_queued());
+        else REQUIRE(v.cancel(parent.action_id()));
+        const auto removed = position("remove:" + std::string(parent.action_id()));
+        REQUIRE(removed < std::ptrdiff_t(s.c->log.size()));
+        CHECK(position("save:" + std::string(child.action_id())) < removed);
+        CHECK(position("save:" + std::string(grandchild.action_id())) < removed);
+        CHECK(std::find(s.c->log.begin() + removed, s.c->log.end(), "flush") != s.c->log.end());
+        CHECK(stored_state(child.action_id()) == syncvault::action_state::dead);
+        CHECK(stored_state(grandchild.action_id()) == syncvault::action_state::dead);
+        CHECK(v.pending_count() == 0);
+    }
+    SECTION("a removal that fails puts the dependents back as they were")
+    {
+        s.c->fail_removes = std::make_error_code(std::errc::io_error);
+        CHECK_FALSE(v.cancel(parent.action_id()));
+        CHECK(v.delete_("/notes/8", create).error() == errc::storage_failed);
+        s.c->fail_removes = {};
+        CHECK(s.inner.load_all().value() == before);
+        CHECK(v.pending_count() == 3);
+        CHECK(v.dead_letters().empty());
+    }
+    SECTION("a dependent's dead letter that cannot be saved cancels nothing")
+    {
+        s.c->fail_saves = std::make_error_code(std::errc::no_space_on_device);
+        CHECK_FALSE(v.cancel(parent.action_id()));
+        s.c->fail_saves = {};
+        CHECK(s.inner.load_all().value() == before);
+        CHECK(v.pending_count() == 3);
+    }
+}

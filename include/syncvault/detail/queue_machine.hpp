@@ -510,6 +510,40 @@ public:
     }
 
     /**
+     * The pending dependents cancelling `seq` would dead-letter, transitively: each as it is and
+     * as it would be saved (what `cancel` appends to `dead`); changes nothing. The caller saves
+     * them before the cancelled action leaves storage: after a crash or a power cut, a dependent
+     * must never be pending while its cancelled parent is gone, since a parent storage no longer
+     * holds is one that succeeded, and the dependent would be sent.
+     */
+    std::vector<std::pair<sync_action, sync_action>> dependents_if_cancelled(std::uint64_t seq) const
+    {
+        std::vector<std::pair<sync_action, sync_action>> doomed;
+        auto root = pending_.find(seq);
+        if (root == pending_.end()) return doomed;
+        std::vector<std::string> parents{root->second.action.id};
+        boost::unordered_flat_set<std::uint64_t> seen;
+        while (!parents.empty()) {
+            const auto it = dependents_.find(parents.back());
+            parents.pop_back();
+            if (it == dependents_.end()) continue;
+            for (auto dependent : it->second) {
+                auto e = pending_.find(dependent);
+                // As `fail_dependents` chooses.
+                if (e == pending_.end() || !e->second.committed || e->second.removed || e->second.in_flight ||
+                    !seen.insert(dependent).second)
+                    continue;
+                parents.push_back(e->second.action.id);
+                // It waits for others, so its body is in memory: both copies are whole.
+                auto& dead = doomed.emplace_back(e->second.action, e->second.action).second;
+                dead.state = action_state::dead;
+                dead.last_error = static_cast<int>(errc::dependency_failed);
+            }
+        }
+        return doomed;
+    }
+
+    /**
      * Cancels `seq` (its record is gone from storage already); its dependents become dead
      * letters, appended to `dead` (to save). A drain that claimed it meanwhile has not sent it
      * (the caller held the storage lock): the claim drops it. False if it is in flight or gone.

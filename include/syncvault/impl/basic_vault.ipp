@@ -455,12 +455,18 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::cancel(s
                 copy->body = std::move(*body);
             }
         }
+        auto originals = doom_dependents(seq);
+        if (!originals) return false;
         if (copy) {
-            if (remove_guarded(action_id)) return false;
-            if (flush_guarded()) {
-                (void)save_guarded(*copy);  // not synced: put it back, report the failure
+            if (remove_guarded(action_id)) {
+                undo_doom(*originals);
                 return false;
             }
+        }
+        if ((copy || !originals->empty()) && flush_guarded()) {
+            if (copy) (void)save_guarded(*copy);  // not synced: put it back, report the failure
+            undo_doom(*originals);
+            return false;
         }
         std::unique_lock lock(mutex_);
         detail::outbox out;
@@ -569,6 +575,33 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform_
 }
 
 template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::doom_dependents(std::uint64_t seq)
+    -> std::optional<std::vector<sync_action>>
+{
+    std::vector<std::pair<sync_action, sync_action>> doomed;  // as stored, as it will be
+    {
+        std::lock_guard lock(mutex_);
+        doomed = machine_.dependents_if_cancelled(seq);
+    }
+    std::vector<sync_action> originals;
+    for (auto& d : doomed) {
+        if (save_guarded(d.second)) {
+            undo_doom(originals);
+            return std::nullopt;
+        }
+        originals.push_back(std::move(d.first));
+    }
+    return originals;
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
+auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::undo_doom(const std::vector<sync_action>& originals)
+    -> void
+{
+    for (const auto& a : originals) (void)save_guarded(a);
+}
+
+template <class Transport, class Storage, class Connectivity, class RetryPolicy, class Clock>
 auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::coalesce(detail::new_action& n) -> std::optional<send_result>
 {
     if (n.action.coalesce_key.empty()) return std::nullopt;
@@ -598,10 +631,14 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::coalesce
         } scope{*this, plan->sequence, merged, n.sensitive};
 
         const bool cancel_both = plan->what == detail::coalesce_outcome::kind::cancel_both;
+        std::optional<std::vector<sync_action>> originals{std::in_place};
+        if (cancel_both) originals = doom_dependents(plan->sequence);
+        if (!originals) return send_result::failed(make_error_code(errc::storage_failed), target);
         std::error_code failed = cancel_both ? remove_guarded(target) : save_guarded(plan->merged);
         if (!failed) failed = flush_guarded();
         if (failed) {
             (void)save_guarded(plan->before);  // not synced: put the earlier action back as it was
+            undo_doom(*originals);
             return send_result::failed(detail::storage_failure(failed), target);
         }
         if (!cancel_both) {
