@@ -259,6 +259,11 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
         t.shadow = a;
         return;
     }
+    // A requeue starts a new lifecycle: a dead-letter move that failed in an earlier one no
+    // longer describes what storage holds (file_journal seed 10768: a requeued action that a
+    // clear then removed was taken for a dead letter the bounded list dropped).
+    if (a.state == action_state::pending && t.shadow && t.shadow->sequence != a.sequence)
+        std::erase(dead_write_failed_, a.id);
     const bool insert = !t.shadow;
     log_write(std::size_t(i), snap_of(a));
     t.shadow = a;

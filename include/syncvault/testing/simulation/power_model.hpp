@@ -238,9 +238,12 @@ void simulation<StorageFactory, RetryPolicy, Server, Transport, Connectivity>::r
             // power cut under durability::none).
             const bool removal_written = !t.writes.empty() && !write_log_[t.writes.back()].snap.present;
             if (removal_written && t.last_outcome && t.last_outcome_attempt == t.attempts &&
-                outcome_of(*t.last_outcome) == outcome_kind::success)
+                outcome_of(*t.last_outcome) == outcome_kind::success) {
                 t.st = state::success;
-            else if (removal_written)
+                // Its success was decided and written; only its event was cut: its dependents
+                // may go (queue edits seed 10947).
+                t.edit.succeeded = true;
+            } else if (removal_written)
                 t.st = state::removed;
             else if (t.acknowledged && t.written && StorageFactory::durable_inserts)
                 return fail("no-loss", "acknowledged #" + std::to_string(t.no) + " did not survive the restart");
