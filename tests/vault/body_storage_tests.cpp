@@ -233,7 +233,7 @@ TEMPLATE_TEST_CASE("bodies in storage: a dead letter keeps its body, and a reque
     CHECK(probe.empty_overwrites == 0);
 }
 
-TEMPLATE_TEST_CASE("bodies in storage: a read that fails or throws leaves the queue intact; sent once storage recovers",
+TEMPLATE_TEST_CASE("bodies in storage: a read that fails or throws leaves the queue intact, sent once storage recovers",
                    "[vault][bodies][storage_failure]", BODY_STORAGES)
 {
     const bool throws = GENERATE(false, true);
