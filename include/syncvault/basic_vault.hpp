@@ -599,6 +599,15 @@ private:
     std::chrono::milliseconds cap() noexcept { return detail::policy_cap(retry_); }
     std::error_code flush_guarded() noexcept { return detail::flush_guarded(storage_); }
     std::error_code save_guarded(const sync_action& a) noexcept { return detail::save_guarded(storage_, a); }
+    /** A body storage holds; a storage without the hook holds none apart (the machine keeps them). */
+    result<std::string> load_body_guarded(std::string_view id) noexcept
+    {
+        if constexpr (body_reading_storage<Storage>) return detail::load_body_guarded(storage_, id);
+        else {
+            (void)id;
+            return make_error_code(errc::storage_failed);
+        }
+    }
     std::error_code remove_guarded(std::string_view id) noexcept { return detail::remove_guarded(storage_, id); }
 
     /** How long storage is left alone after failures: 100 ms doubling, up to the policy's cap (at least 1 s). */

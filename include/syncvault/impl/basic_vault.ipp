@@ -434,26 +434,23 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::cancel(s
         std::lock_guard slock(storage_mutex_);
         std::optional<sync_action> copy;
         std::uint64_t seq = 0;
+        bool body_missing = false;
         {
             std::lock_guard lock(mutex_);
             auto found = machine_.cancellable(action_id);
             if (!found) return false;
             seq = *found;
-            if (machine_.is_durable(seq)) copy = machine_.action(seq);
+            if (machine_.is_durable(seq)) {
+                copy = machine_.action(seq);
+                body_missing = machine_.body_missing(seq);
+            }
         }
-        if constexpr (body_reading_storage<Storage>) {
+        if (body_missing) {
             // The copy puts the action back if the removal cannot be synced: whole, never
             // without its body (held: storage_mutex_ keeps the stored body as it is).
-            bool missing = false;
-            {
-                std::lock_guard lock(mutex_);
-                missing = copy && machine_.body_missing(seq);
-            }
-            if (missing) {
-                auto body = detail::load_body_guarded(storage_, copy->id);
-                if (!body) return false;
-                copy->body = std::move(*body);
-            }
+            auto body = load_body_guarded(copy->id);
+            if (!body) return false;
+            copy->body = std::move(*body);
         }
         auto originals = doom_dependents(seq);
         if (!originals) return false;
@@ -473,6 +470,7 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::cancel(s
         detail::side_writes dependents;
         if (!machine_.cancel(seq, make_error_code(errc::cancelled), out, dependents.saved)) return false;
         lock.unlock();
+        // Mostly what doom_dependents saved already; this also covers a dependent admitted since.
         (void)perform_side_writes(dependents);
         lock.lock();
         publish(out);
@@ -534,13 +532,10 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform(
     case kind::save_entry: {
         const auto& a = *w.entry;  // claimed: ours alone (looked up when the write was decided)
         failed = detail::save_guarded(storage_, a);
-        if (w.insert) {
-            if (failed) return false;
-            std::lock_guard lock(mutex_);
-            machine_.mark_durable(w.sequence);
-        }
+        if (failed && w.insert) return false;
         if (!failed) {
             std::lock_guard lock(mutex_);
+            if (w.insert) machine_.mark_durable(w.sequence);
             machine_.body_saved(w.sequence);
         }
         what = "could not record the next attempt time of action " + a.id;  // only makes it sooner
