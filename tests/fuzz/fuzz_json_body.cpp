@@ -1,9 +1,11 @@
 // Fuzzes JSON body conversion both ways: a response body read into a Hana struct (body_as), and
 // a journal/SQLite record read into a sync_action (parse_action). A record that decodes must
-// re-encode and decode to the same action.
+// re-encode and decode to the same action, and the streaming reader must agree with the tree
+// form (Boost.JSON's parse, then decode_action) on every input.
 
 #include <syncvault/body.hpp>
 #include <syncvault/detail/action_codec.hpp>
+#include <syncvault/detail/action_reader.hpp>
 
 #include <boost/hana.hpp>
 
@@ -34,6 +36,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!again || again->id != parsed->id || again->status != parsed->status ||
             again->items.size() != parsed->items.size())
             std::abort();
+    }
+
+    {
+        boost::json::parse_options po;
+        po.allow_invalid_utf8 = true;
+        boost::system::error_code ec;
+        const auto tree = boost::json::parse(text, ec, {}, po);
+        const auto by_tree = ec ? syncvault::result<syncvault::sync_action>(ec) : syncvault::detail::decode_action(tree);
+        const auto by_reader = syncvault::detail::parse_action(text);
+        if (bool(by_tree) != bool(by_reader) || (by_tree && !(*by_tree == *by_reader))) std::abort();
     }
 
     if (auto action = syncvault::detail::parse_action(text)) {

@@ -1246,6 +1246,106 @@ std::string json_with(const sync_action& a, std::string_view field, boost::json:
 
 } // namespace
 
+TEST_CASE("the record codec writes what the tree form writes and reads back what the tree form reads",
+          "[file_journal][codec]")
+{
+    // serialize_action and action_reader skip the Boost.JSON tree for speed (issue 17); the tree
+    // form (encode_action, decode_action) is the format's reference.
+    std::mt19937 rng(17);
+    auto text = [&](std::size_t max) {
+        std::string s(rng() % (max + 1), '\0');
+        for (auto& c : s) c = static_cast<char>(rng() % 4 ? 'a' + rng() % 26 : rng() % 256);  // escapes, any byte
+        return s;
+    };
+    for (int i = 0; i < 500; ++i) {
+        sync_action a;
+        a.id = text(40);
+        a.method = std::array{syncvault::http_method::post, syncvault::http_method::put, syncvault::http_method::patch,
+                              syncvault::http_method::delete_}[rng() % 4];
+        a.path = text(30);
+        a.body = text(i % 50 == 0 ? 5000 : 300);
+        for (std::size_t h = rng() % 4; h > 0; --h) a.headers.push_back({text(10), text(20)});
+        a.idempotency_key = text(36);
+        a.attempts = static_cast<int>(rng() % 100);
+        a.sequence = (std::uint64_t{rng()} << 31) ^ rng();
+        a.state = rng() % 2 ? syncvault::action_state::dead : syncvault::action_state::pending;
+        a.created_at = jd::from_epoch_ms(std::int64_t(rng()) * 1000 - 1'000'000'000);
+        a.next_attempt_at = jd::from_epoch_ms(std::int64_t(rng()) * 700);
+        a.last_status = static_cast<int>(rng() % 600) - 1;
+        a.last_error = static_cast<int>(rng() % 40);
+        if (rng() % 2) a.lane = text(8);
+        if (rng() % 2) a.coalesce_key = text(8);
+        for (std::size_t k = rng() % 3; k > 0; --k) a.after.push_back(text(36));
+        a.answered = static_cast<int>(rng() % 3);
+
+        const std::string written = jd::serialize_action(a);
+        REQUIRE(written == boost::json::serialize(jd::encode_action(a)));
+        auto back = jd::parse_action(written);
+        REQUIRE(back.has_value());
+        CHECK(jd::serialize_action(*back) == written);  // equal up to the millisecond the format keeps
+        CHECK(back->body == a.body);
+        CHECK(back->headers == a.headers);
+        CHECK(back->after == a.after);
+        auto body = jd::parse_body(written, a.id);
+        REQUIRE(body.has_value());
+        CHECK(*body == a.body);
+        CHECK_FALSE(jd::parse_body(written, a.id + "x").has_value());
+    }
+}
+
+TEST_CASE("the record reader refuses exactly what the tree form refuses", "[file_journal][codec]")
+{
+    sync_action a;
+    a.id = "id-1";
+    a.path = "/todos";
+    a.body = "{}";
+    a.headers = {{"Content-Type", "application/json"}};
+    a.idempotency_key = "k";
+    a.after = {"p"};
+    const auto tree = jd::encode_action(a);
+    auto agree = [](const std::string& text) {
+        INFO(text);
+        boost::json::parse_options po;
+        po.allow_invalid_utf8 = true;
+        boost::system::error_code ec;
+        const auto v = boost::json::parse(text, ec, {}, po);
+        const auto by_tree = ec ? syncvault::result<sync_action>(make_error_code(errc::storage_corrupt)) : jd::decode_action(v);
+        const auto by_reader = jd::parse_action(text);
+        REQUIRE(bool(by_tree) == bool(by_reader));
+        if (by_tree) CHECK(*by_tree == *by_reader);
+        return bool(by_reader);
+    };
+    CHECK(agree(boost::json::serialize(tree)));
+    const std::vector<boost::json::value> values = {nullptr, true, -1, 7, 1.5, "s", boost::json::array{},
+                                                    boost::json::array{"a", "b"}, boost::json::array{boost::json::array{"a", "b"}},
+                                                    boost::json::array{boost::json::array{"a"}}, boost::json::object{{"x", 1}},
+                                                    std::uint64_t(-1), 9'000'000'000'001, INT64_MIN};
+    for (const auto& [name, _] : tree) {
+        auto without = tree;
+        without.erase(name);
+        CHECK_FALSE(agree(boost::json::serialize(without)) != (name == "after"));
+        for (const auto& v : values) {
+            auto o = tree;
+            o[name] = v;
+            (void)agree(boost::json::serialize(o));
+        }
+    }
+    for (std::string_view extra : {"lane", "coalesce", "answered", "unknown"})
+        for (const auto& v : values) {
+            auto o = tree;
+            o[extra] = v;
+            (void)agree(boost::json::serialize(o));
+        }
+    // Repeated fields: the last counts, well-typed or not.
+    const std::string s = boost::json::serialize(tree);
+    CHECK(agree(s.substr(0, s.size() - 1) + R"(,"path":"/other"})"));
+    CHECK_FALSE(agree(s.substr(0, s.size() - 1) + R"(,"path":3})"));
+    CHECK(agree(R"({"path":3,)" + s.substr(1)));
+    for (const std::string& bad : std::vector<std::string>{"", "[]", "3", "{", s + "x", s + " {}", "{\"id\":\"a\"} "})
+        (void)agree(bad);
+    CHECK(agree(" " + s + " \n"));
+}
+
 TEST_CASE("file_journal truncates a torn final record silently, whatever byte of it is damaged",
           "[file_journal][recovery]")
 {

@@ -4,11 +4,15 @@
 // sync_action <-> one Boost.JSON object: the record format of file_journal and sqlite_storage.
 // Field names are short but readable; times are milliseconds since the Unix epoch. Bodies may
 // hold any bytes: they are written as JSON strings and read back with invalid UTF-8 allowed.
+// `encode_action`/`decode_action` are the format as a tree (sqlite_storage's `extra` column, the
+// tests' reference); `serialize_action` writes the same bytes without a tree, and
+// action_reader.hpp reads them back without one.
 
 #include <syncvault/action.hpp>
 
 #include <boost/json.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -94,12 +98,78 @@ inline boost::json::object encode_action(const sync_action& a)
     return o;
 }
 
-inline std::string serialize_action(const sync_action& a)
+/** Appends `s` to `out` as a JSON string, escaped by Boost.JSON's serializer. */
+inline void append_json_string(std::string& out, std::string_view s, boost::json::serializer& sr)
 {
-    return boost::json::serialize(encode_action(a));
+    sr.reset(boost::json::string_view(s.data(), s.size()));
+    while (!sr.done()) {
+        const std::size_t at = out.size();
+        const std::size_t room = s.size() + 16;  // most strings need no escapes: one round
+        out.resize(at + room);
+        out.resize(at + sr.read(out.data() + at, room).size());
+    }
 }
 
-/** Rebuilds an action; any missing or mistyped field is `errc::storage_corrupt`. */
+inline void append_json_int(std::string& out, std::int64_t v)
+{
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+/**
+ * The record of `a`: the object `encode_action` builds, byte for byte, written straight into a
+ * string. Every save goes through here (an enqueue, each attempt count), so no tree is built.
+ */
+inline std::string serialize_action(const sync_action& a)
+{
+    boost::json::serializer sr;
+    std::string out;
+    std::size_t hint = 160 + a.id.size() + a.path.size() + a.body.size() + a.idempotency_key.size() +
+                       a.lane.size() + a.coalesce_key.size();
+    for (const auto& h : a.headers) hint += h.name.size() + h.value.size() + 8;
+    for (const auto& id : a.after) hint += id.size() + 3;
+    out.reserve(hint);
+    const auto str = [&](std::string_view key, std::string_view v) {
+        out += key;
+        append_json_string(out, v, sr);
+    };
+    const auto num = [&](std::string_view key, std::int64_t v) {
+        out += key;
+        append_json_int(out, v);
+    };
+    str("{\"id\":", a.id);
+    str(",\"method\":", to_string(a.method));
+    str(",\"path\":", a.path);
+    str(",\"body\":", a.body);
+    out += ",\"headers\":[";
+    for (std::size_t i = 0; i < a.headers.size(); ++i) {
+        str(i ? ",[" : "[", a.headers[i].name);
+        str(",", a.headers[i].value);
+        out += ']';
+    }
+    out += ']';
+    str(",\"key\":", a.idempotency_key);
+    num(",\"attempts\":", a.attempts);
+    num(",\"seq\":", static_cast<std::int64_t>(a.sequence));
+    out += a.state == action_state::dead ? ",\"dead\":true" : ",\"dead\":false";
+    num(",\"created\":", to_epoch_ms(a.created_at));
+    num(",\"next\":", to_epoch_ms(a.next_attempt_at));
+    num(",\"status\":", a.last_status);
+    num(",\"error\":", a.last_error);
+    // The 0.2 fields, each only when set, in encode_action_extras' order.
+    if (!a.lane.empty()) str(",\"lane\":", a.lane);
+    if (!a.coalesce_key.empty()) str(",\"coalesce\":", a.coalesce_key);
+    if (!a.after.empty()) {
+        for (std::size_t i = 0; i < a.after.size(); ++i) str(i ? "," : ",\"after\":[", a.after[i]);
+        out += ']';
+    }
+    if (a.answered != 0) num(",\"answered\":", a.answered);
+    out += '}';
+    return out;
+}
+
+/** Rebuilds an action from its tree; any missing or mistyped field is `errc::storage_corrupt`. */
 inline result<sync_action> decode_action(const boost::json::value& v)
 {
     const auto corrupt = make_error_code(errc::storage_corrupt);
@@ -160,38 +230,6 @@ inline result<sync_action> decode_action(const boost::json::value& v)
     a.last_error = static_cast<int>(*error);
     if (!decode_action_extras(*o, a)) return corrupt;
     return a;
-}
-
-/** Parses one serialized record (bytes in strings need not be valid UTF-8). */
-inline result<sync_action> parse_action(std::string_view text)
-{
-    boost::json::parse_options opts;
-    opts.allow_invalid_utf8 = true;
-    boost::system::error_code ec;
-    auto v = boost::json::parse(text, ec, {}, opts);
-    if (ec) return make_error_code(errc::storage_corrupt);
-    return decode_action(v);
-}
-
-/**
- * The body of one serialized record, without decoding the rest of the action (a drain reads a
- * body back per attempt: SPEC 9.8). A monotonic buffer on the stack holds the parse of a
- * typical record; a record whose `id` is not `id` is corrupt.
- */
-inline result<std::string> parse_body(std::string_view text, std::string_view id)
-{
-    boost::json::parse_options opts;
-    opts.allow_invalid_utf8 = true;
-    unsigned char scratch[4096];
-    boost::json::monotonic_resource mr(scratch, sizeof scratch);
-    boost::system::error_code ec;
-    auto v = boost::json::parse(text, ec, &mr, opts);
-    const auto* o = ec ? nullptr : v.if_object();
-    const auto* got_id = o ? o->if_contains("id") : nullptr;
-    const auto* body = o ? o->if_contains("body") : nullptr;
-    if (!got_id || !got_id->is_string() || got_id->get_string() != id || !body || !body->is_string())
-        return make_error_code(errc::storage_corrupt);
-    return std::string(body->get_string());
 }
 
 } // namespace syncvault::detail

@@ -68,6 +68,7 @@
 #include <syncvault/concepts/storage.hpp>
 #include <syncvault/config.hpp>
 #include <syncvault/detail/action_codec.hpp>
+#include <syncvault/detail/action_reader.hpp>
 #include <syncvault/detail/journal_format.hpp>
 #include <syncvault/detail/journal_index.hpp>
 #include <syncvault/detail/journal_io.hpp>
@@ -324,10 +325,7 @@ public:
 
         std::vector<sync_action> out(where.size());
         journal_reader reader(file->get(), size);
-        boost::json::parse_options po;
-        po.allow_invalid_utf8 = true;
-        boost::json::parser parser(boost::json::storage_ptr(), po);
-        alignas(std::max_align_t) unsigned char scratch[4096];
+        action_reader records;
         for (auto i : order) {
             const char* p = nullptr;
             std::size_t avail = 0;
@@ -339,16 +337,9 @@ public:
             // Opening checked every entry's framing: failing here, the file changed under us.
             if (avail < where[i].second || !journal_parse_entry(p, avail, e))
                 return make_error_code(errc::storage_corrupt);
-            // A monotonic arena per record: the parsed tree costs no heap allocation.
-            boost::json::monotonic_resource arena(scratch, sizeof scratch);
-            parser.reset(boost::json::storage_ptr(&arena));
-            boost::system::error_code jec;
-            parser.write(e.json.data(), e.json.size(), jec);
             const char* why = nullptr;
-            if (jec) {
-                why = "not JSON";
-            } else if (auto decoded = decode_action(parser.release()); !decoded) {
-                why = "a field is missing or mistyped";
+            if (auto decoded = records.read(e.json); !decoded) {
+                why = records.problem();
             } else if (decoded->id != e.id) {
                 why = "its id differs from the id it is filed under";
             } else {
