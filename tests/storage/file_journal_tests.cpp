@@ -1246,6 +1246,77 @@ std::string json_with(const sync_action& a, std::string_view field, boost::json:
 
 } // namespace
 
+TEST_CASE("file_journal records an attempt in 24 bytes that compaction, a reopen and a torn write keep right",
+          "[file_journal][progress]")
+{
+    temp_dir dir;
+    auto a = make_action("progress", 0, 4000);
+    auto b = make_action("other", 0, 100);
+    auto attempted = [](sync_action x, int status) {
+        ++x.attempts;
+        x.next_attempt_at += std::chrono::seconds(30);
+        x.last_status = status;
+        x.last_error = status ? 0 : 3;
+        x.answered += status ? 1 : 0;
+        return x;
+    };
+    const auto a1 = attempted(a, 503), a2 = attempted(a1, 0);
+    std::string before_last;  // the journal's bytes before a2's record
+    {
+        file_journal j{dir.path, opts(durability::per_record, 1u << 30, false)};
+        REQUIRE_FALSE(j.save(a));
+        REQUIRE_FALSE(j.save(b));
+        const auto size0 = j.stats().file_bytes;
+        REQUIRE_FALSE(j.save_progress(a1));
+        CHECK(j.stats().file_bytes - size0 == 8 + 1 + 2 + a.id.size() + 24);  // not the 4 KB body again
+        CHECK(load(j) == std::vector<sync_action>{a1, b});
+        CHECK(j.load_body(a.id).value() == a.body);
+        REQUIRE_FALSE(j.flush());
+        before_last = read_file(j.path());
+        REQUIRE_FALSE(j.save_progress(a2));
+        CHECK(load(j) == std::vector<sync_action>{a2, b});
+        REQUIRE_FALSE(j.compact());
+        CHECK(load(j) == std::vector<sync_action>{a2, b});
+        CHECK(j.load_body(a.id).value() == a.body);
+    }
+    {
+        file_journal j{dir.path};
+        CHECK(load(j) == std::vector<sync_action>{a2, b});  // the compacted file keeps the progress
+        auto edited = a2;
+        edited.body = "edited";
+        REQUIRE_FALSE(j.save(edited));  // a whole save supersedes the progress
+        CHECK(load(j) == std::vector<sync_action>{edited, b});
+        REQUIRE_FALSE(j.save_progress(attempted(edited, 500)));
+        REQUIRE_FALSE(j.remove(a.id));
+        CHECK(load(j) == std::vector<sync_action>{b});
+        auto stray = make_action("never-saved");
+        REQUIRE_FALSE(j.save_progress(stray));  // not held: saved whole
+        CHECK(load(j) == std::vector<sync_action>{b, stray});
+    }
+    {
+        file_journal j{dir.path};
+        CHECK(ids_of(load(j)) == std::vector<std::string>{"other", "never-saved"});
+    }
+    // A torn progress record, cut at every byte: the attempt before it is what opens.
+    const std::string whole = [&] {
+        temp_dir d2;
+        write_file(d2 / "syncvault.journal", before_last);
+        file_journal j{d2.path};
+        REQUIRE(load(j) == std::vector<sync_action>{a1, b});
+        REQUIRE_FALSE(j.save_progress(a2));
+        REQUIRE_FALSE(j.flush());
+        return read_file(j.path());
+    }();
+    REQUIRE(whole.size() == before_last.size() + 8 + 1 + 2 + a.id.size() + 24);
+    for (std::size_t cut = before_last.size(); cut <= whole.size(); ++cut) {
+        temp_dir d3{scratch_base()};
+        write_file(d3 / "syncvault.journal", std::string_view(whole).substr(0, cut));
+        file_journal j{d3.path};
+        INFO("cut at byte " << cut << " of " << whole.size());
+        CHECK(load(j) == std::vector<sync_action>{cut == whole.size() ? a2 : a1, b});
+    }
+}
+
 TEST_CASE("the record codec writes what the tree form writes and reads back what the tree form reads",
           "[file_journal][codec]")
 {

@@ -58,6 +58,11 @@
  *   needs one (to send it, to save the action again, for `pending_actions()`); without it
  *   (`memory_storage`) bodies stay in memory. Laws: after `save(a)`, `load_body(a.id) ==
  *   a.body` (any bytes), after an update and, for durable models, after a reopen.
+ * - `s.save_progress(a)` -> `std::error_code`: an updating save the vault makes before each
+ *   attempt, when `a` differs from the stored action only in `attempts`, `next_attempt_at`,
+ *   `last_status`, `last_error` and `answered`. A model may write just those (file_journal
+ *   appends 24 bytes instead of the whole action and its body); an id it does not hold is saved
+ *   whole. Law: afterwards `load_all()` holds `a`, as after `save(a)`; durability as an update.
  * - `static constexpr bool thread_safe = true;`: the model takes calls from several threads at
  *   once. The vault then writes new actions without serializing them, so concurrent enqueuers
  *   can share one sync (group commit). Otherwise the vault makes one storage call at a time.
@@ -146,6 +151,12 @@ concept thread_safe_storage = requires { requires S::thread_safe; };
 template <class S>
 concept body_reading_storage = requires(S& s, std::string_view id) {
     { s.load_body(id) } -> std::same_as<result<std::string>>;
+};
+
+/** Optional hook: record an attempt's fields without rewriting the action (issue 17). */
+template <class S>
+concept progress_storage = requires(S& s, const sync_action& a) {
+    { s.save_progress(a) } -> std::same_as<std::error_code>;
 };
 
 /** Optional hook: report recovered problems. */

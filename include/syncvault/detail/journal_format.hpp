@@ -10,8 +10,12 @@
 //           | 2 id-bytes        remove
 //           | 3                 clear
 //           | 4 entry+          batch: all its puts or none (one record, one checksum)
+//           | 5 id_len:u16 id progress              an attempt's bookkeeping (issue 17)
 //   entry  := id_len:u16 id json_len:u32 json        json = detail::serialize_action
+//   progress := attempts:u32 next:i64 status:i32 error:i32 answered:u32     (24 bytes)
 //
+// A progress record overrides those five fields of the action's newest put, so recording an
+// attempt writes 24 bytes instead of the whole action with its body; a put supersedes it.
 // The checksum covers the length, so a damaged length is caught like damaged content. An entry
 // carries its id ahead of the JSON so that opening a journal builds its index without parsing
 // JSON, and compaction copies entries verbatim into fresh records.
@@ -32,7 +36,8 @@ inline constexpr std::size_t journal_header_size = 8;        // crc + length
 inline constexpr std::uint32_t journal_max_body = 1u << 30;  // larger lengths are damage
 inline constexpr std::size_t journal_max_id = 0xFFFF;
 
-enum class journal_op : unsigned char { put = 1, remove = 2, clear = 3, batch = 4 };
+enum class journal_op : unsigned char { put = 1, remove = 2, clear = 3, batch = 4, progress = 5 };
+inline constexpr unsigned char journal_last_op = 5;
 
 inline void journal_put_u16(char* p, std::uint16_t v) noexcept
 {
@@ -92,6 +97,55 @@ inline void journal_seal(std::string& out, std::size_t at) noexcept
     const auto body = static_cast<std::uint32_t>(out.size() - at - journal_header_size);
     journal_put_u32(p + 4, body);
     journal_put_u32(p, crc32c(p + 4, 4 + std::size_t{body}));
+}
+
+/** What a progress record holds: the fields an attempt changes. */
+struct journal_progress {
+    std::int32_t attempts = 0;
+    std::int64_t next_ms = 0;  // milliseconds since the Unix epoch
+    std::int32_t status = 0, error = 0, answered = 0;
+};
+inline constexpr std::size_t journal_progress_size = 24;
+
+/** Appends a progress record's content (after the op byte) to `out`. */
+inline void journal_append_progress(std::string& out, std::string_view id, const journal_progress& p)
+{
+    const std::size_t at = out.size();
+    out.resize(at + 2 + id.size() + journal_progress_size);
+    char* q = out.data() + at;
+    journal_put_u16(q, static_cast<std::uint16_t>(id.size()));
+    std::memcpy(q + 2, id.data(), id.size());
+    q += 2 + id.size();
+    const auto next = static_cast<std::uint64_t>(p.next_ms);
+    journal_put_u32(q, static_cast<std::uint32_t>(p.attempts));
+    journal_put_u32(q + 4, static_cast<std::uint32_t>(next & 0xFFFFFFFFu));
+    journal_put_u32(q + 8, static_cast<std::uint32_t>(next >> 32));
+    journal_put_u32(q + 12, static_cast<std::uint32_t>(p.status));
+    journal_put_u32(q + 16, static_cast<std::uint32_t>(p.error));
+    journal_put_u32(q + 20, static_cast<std::uint32_t>(p.answered));
+}
+
+/**
+ * Parses a progress record's content [p, p + n); false unless it is exactly one id and the
+ * fields, with values a sync_action can hold (the checks decode_action makes).
+ */
+inline bool journal_parse_progress(const char* p, std::size_t n, std::string_view& id, journal_progress& out) noexcept
+{
+    if (n < 2) return false;
+    const std::size_t id_size = journal_get_u16(p);
+    if (n != 2 + id_size + journal_progress_size) return false;
+    id = {p + 2, id_size};
+    p += 2 + id_size;
+    journal_progress v;
+    v.attempts = static_cast<std::int32_t>(journal_get_u32(p));
+    v.next_ms = static_cast<std::int64_t>(std::uint64_t{journal_get_u32(p + 4)} | std::uint64_t{journal_get_u32(p + 8)} << 32);
+    v.status = static_cast<std::int32_t>(journal_get_u32(p + 12));
+    v.error = static_cast<std::int32_t>(journal_get_u32(p + 16));
+    v.answered = static_cast<std::int32_t>(journal_get_u32(p + 20));
+    constexpr std::int64_t max_ms = 9'000'000'000'000;  // as decode_action: ~2255
+    if (v.attempts < 0 || v.answered < 0 || v.next_ms < -max_ms || v.next_ms > max_ms) return false;
+    out = v;
+    return true;
 }
 
 /** A parsed entry: views into the buffer it was read from. */

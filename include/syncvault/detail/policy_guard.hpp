@@ -35,6 +35,18 @@ std::error_code save_guarded(Storage& s, const sync_action& a) noexcept
     }
 }
 
+/** Records an attempt's fields: with the model's `save_progress` hook if it has one. */
+template <class Storage>
+std::error_code save_progress_guarded(Storage& s, const sync_action& a) noexcept
+{
+    try {
+        if constexpr (progress_storage<Storage>) return s.save_progress(a);
+        else return s.save(a);
+    } catch (...) {
+        return make_error_code(errc::storage_failed);
+    }
+}
+
 template <class Storage>
 std::error_code remove_guarded(Storage& s, std::string_view id) noexcept
 {

@@ -487,6 +487,16 @@ public:
         it->second.body_out = false;
     }
 
+    /**
+     * Storage holds the entry as it is now but for the fields an attempt changes (attempts,
+     * next attempt time, last status and error, answered): saving it needs only those.
+     */
+    bool stored_but_attempt_fields(std::uint64_t seq) const
+    {
+        auto it = pending_.find(seq);
+        return it != pending_.end() && it->second.durable && !it->second.body_dirty;
+    }
+
     /** Storage holds the entry as it is now: an edited body may leave memory again. */
     void body_saved(std::uint64_t seq) noexcept
     {

@@ -306,10 +306,12 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::record_a
 {
     const auto& entry = machine_.entry(seq);
     if (!entry.durable) return true;  // write_ahead off: stored only if it must wait
+    const bool progress_only = machine_.stored_but_attempt_fields(seq);
     // The attempt count is durable before the attempt (SPEC 3.8). The claim keeps everyone
     // else off the entry while it is read outside the lock; storage_mutex_ is held throughout.
     lock.unlock();
-    auto failed = detail::save_guarded(storage_, entry.action);
+    auto failed = progress_only ? detail::save_progress_guarded(storage_, entry.action)
+                                : detail::save_guarded(storage_, entry.action);
     // SPEC 7 lets a power cut forget an attempt count, but an action a later request may be
     // coalesced into must not come back looking never attempted after it was sent: its first
     // attempt is synced before the transfer (one sync per coalescable action, none otherwise).
@@ -531,7 +533,12 @@ auto basic_vault<Transport, Storage, Connectivity, RetryPolicy, Clock>::perform(
     case kind::none: break;
     case kind::save_entry: {
         const auto& a = *w.entry;  // claimed: ours alone (looked up when the write was decided)
-        failed = detail::save_guarded(storage_, a);
+        bool progress_only = false;
+        if (!w.insert) {
+            std::lock_guard lock(mutex_);
+            progress_only = machine_.stored_but_attempt_fields(w.sequence);
+        }
+        failed = progress_only ? detail::save_progress_guarded(storage_, a) : detail::save_guarded(storage_, a);
         if (failed && w.insert) return false;
         if (!failed) {
             std::lock_guard lock(mutex_);

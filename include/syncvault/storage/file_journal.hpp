@@ -74,6 +74,7 @@
 #include <syncvault/detail/journal_io.hpp>
 
 #include <boost/json.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -247,6 +248,30 @@ public:
         return sync_inserts(lk, end_, inserted);
     }
 
+    // The attempt's fields of `a` (SPEC 3.8), as 24 bytes on top of its newest put; an action
+    // this journal does not hold is saved whole.
+    std::error_code save_progress(const sync_action& a)
+    {
+        if (a.id.size() > journal_max_id) return make_error_code(errc::invalid_request);
+        const journal_progress v{a.attempts, to_epoch_ms(a.next_attempt_at), a.last_status, a.last_error, a.answered};
+        std::string rec;
+        rec.reserve(journal_header_size + 3 + a.id.size() + journal_progress_size);
+        const std::size_t at = journal_begin(rec, journal_op::progress);
+        journal_append_progress(rec, a.id, v);
+        journal_seal(rec, at);
+
+        std::unique_lock lk(mu_);
+        if (failed_) return make_error_code(errc::storage_failed);
+        if (index_.find(a.id) == Index::npos) {
+            lk.unlock();
+            return save(a);
+        }
+        if (auto ec = append_locked(rec)) return ec;
+        apply_progress(a.id, v, rec.size());
+        maybe_compact(lk);
+        return {};
+    }
+
     std::error_code remove(std::string_view id)
     {
         std::string rec;
@@ -305,13 +330,19 @@ public:
     result<std::vector<sync_action>> read_all(std::vector<undecodable>& bad, std::uint64_t& gen)
     {
         std::vector<std::pair<std::uint64_t, std::uint32_t>> where;
+        std::vector<std::pair<std::uint32_t, journal_progress>> progress;  // (position in `where`, fields)
         std::shared_ptr<journal_fd> file;
         std::uint64_t size = 0;
         {
             std::lock_guard lk(mu_);
             where.reserve(index_.size());
             for (const auto& s : index_.slots())
-                if (s.len) where.emplace_back(s.off, s.len);
+                if (s.len) {
+                    if (!progress_.empty())
+                        if (auto it = progress_.find(std::string_view(s.id)); it != progress_.end())
+                            progress.emplace_back(static_cast<std::uint32_t>(where.size()), it->second.values);
+                    where.emplace_back(s.off, s.len);
+                }
             file = file_;
             size = end_;
             gen = file_gen_;
@@ -347,6 +378,14 @@ public:
                 continue;
             }
             bad.push_back({i, where[i].first, std::string(e.id), why});
+        }
+        for (const auto& [i, v] : progress) {  // (an undecodable one is dropped next, whatever it holds)
+            auto& a = out[i];
+            a.attempts = v.attempts;
+            a.next_attempt_at = from_epoch_ms(v.next_ms);
+            a.last_status = v.status;
+            a.last_error = v.error;
+            a.answered = v.answered;
         }
         if (!bad.empty()) {
             std::vector<bool> drop(out.size());
@@ -623,12 +662,33 @@ private:
 
     void apply_put(std::string_view id, std::uint64_t off, std::uint32_t len)
     {
+        drop_progress(id);  // a put holds every field
         if (const std::uint32_t old = index_.put(id, off, len)) live_bytes_ -= cost(old);
         live_bytes_ += cost(len);
     }
 
+    // `record_bytes`: the whole progress record, which stays live until a put or remove.
+    void apply_progress(std::string_view id, const journal_progress& v, std::uint64_t record_bytes)
+    {
+        auto it = progress_.find(id);
+        if (it == progress_.end()) it = progress_.emplace(std::string(id), progress_slot{}).first;
+        else live_bytes_ -= it->second.record_bytes;
+        it->second = {v, record_bytes};
+        live_bytes_ += record_bytes;
+    }
+
+    void drop_progress(std::string_view id)
+    {
+        if (progress_.empty()) return;
+        if (auto it = progress_.find(id); it != progress_.end()) {
+            live_bytes_ -= it->second.record_bytes;
+            progress_.erase(it);
+        }
+    }
+
     void apply_remove(std::string_view id)
     {
+        drop_progress(id);
         if (const std::uint32_t old = index_.erase(id)) {
             live_bytes_ -= cost(old);
             // FIFO removal leaves tombstones at the front; not while compacting, whose plan
@@ -640,6 +700,7 @@ private:
     void apply_clear()
     {
         index_.clear();
+        progress_.clear();
         live_bytes_ = 0;
     }
 
@@ -679,12 +740,18 @@ private:
         struct moved {
             std::uint32_t slot, len;
             std::uint64_t from, to;
+            std::optional<journal_progress> progress;  // rewritten right after the put
         };
         compacting_ = true;
         std::vector<moved> plan;
         plan.reserve(index_.size());
         for (std::uint32_t i = 0; i < index_.slots().size(); ++i)
-            if (const auto& s = index_.slots()[i]; s.len) plan.push_back({i, s.len, s.off, 0});
+            if (const auto& s = index_.slots()[i]; s.len) {
+                plan.push_back({i, s.len, s.off, 0, std::nullopt});
+                if (!progress_.empty())
+                    if (auto it = progress_.find(std::string_view(s.id)); it != progress_.end())
+                        plan.back().progress = it->second.values;
+            }
         const std::uint64_t start = end_;
         auto src = file_;
         lk.unlock();
@@ -709,6 +776,13 @@ private:
                 const std::size_t at = journal_begin(buf, journal_op::put);
                 buf.append(p, m.len);
                 journal_seal(buf, at);
+                if (m.progress) {
+                    journal_entry e;
+                    journal_parse_entry(p, m.len, e);  // checked when it was written or opened
+                    const std::size_t pat = journal_begin(buf, journal_op::progress);
+                    journal_append_progress(buf, e.id, *m.progress);
+                    journal_seal(buf, pat);
+                }
                 if (buf.size() >= (1u << 20)) {
                     if ((ec = journal_pwrite(tmp.get(), buf.data(), buf.size(), tmp_end))) break;
                     tmp_end += buf.size();
@@ -792,6 +866,13 @@ private:
             if (n != 0) return false;
             apply_clear();
             return true;
+        case journal_op::progress: {
+            std::string_view id;
+            journal_progress v;
+            if (!journal_parse_progress(p, n, id, v)) return false;
+            if (index_.find(id) != Index::npos) apply_progress(id, v, journal_header_size + len);
+            return true;
+        }
         case journal_op::batch: {
             if (n == 0) return false;
             for (std::size_t k = 0; k < n; k += e.size)
@@ -818,7 +899,7 @@ private:
                 return false;
             const std::uint32_t len = journal_get_u32(p + 4);
             const auto op = static_cast<unsigned char>(p[8]);
-            if (len == 0 || len > size - q - journal_header_size || op < 1 || op > 4) continue;
+            if (len == 0 || len > size - q - journal_header_size || op < 1 || op > journal_last_op) continue;
             const std::uint32_t crc = journal_get_u32(p);
             if (r.fetch(q, journal_header_size + len, p, avail) || avail < journal_header_size + len)
                 return false;
@@ -930,6 +1011,7 @@ private:
                 if (std::string_view(body + 1, n) == id) found.clear();
                 break;
             case journal_op::clear: found.clear(); break;
+            case journal_op::progress: break;  // overrides fields, not the entry
             }
             off += journal_header_size + len;
         }
@@ -1058,6 +1140,20 @@ private:
 
     Index index_;
     std::uint64_t live_bytes_ = 0;
+    // The newest progress record of each action that has one newer than its put.
+    struct progress_slot {
+        journal_progress values;
+        std::uint64_t record_bytes = 0;
+    };
+    struct id_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
+    };
+    struct id_equal {
+        using is_transparent = void;
+        bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+    };
+    boost::unordered_flat_map<std::string, progress_slot, id_hash, id_equal> progress_;
     std::vector<diagnostic> diagnostics_;
     file_journal_stats stats_;
 };
@@ -1106,6 +1202,13 @@ public:
     std::error_code save(const sync_action& a) { return impl_->save(a); }
     /** Saves every action with one write and, if any is new, one sync; all or nothing. */
     std::error_code save_batch(std::span<const sync_action> batch) { return impl_->save_batch(batch); }
+    /**
+     * Records an attempt: `a` differs from the stored action only in its attempt fields
+     * (attempts, next attempt time, last status and error, answered), which are written as a
+     * 24-byte record on top of the stored one, lazily like any update. An action the journal
+     * does not hold is saved whole.
+     */
+    std::error_code save_progress(const sync_action& a) { return impl_->save_progress(a); }
     /** Forgets the action `id`; unknown ids are not an error. */
     std::error_code remove(std::string_view id) { return impl_->remove(id); }
     /** Every stored action in insertion order, read back from the file. */
@@ -1159,6 +1262,7 @@ static_assert(syncvault::flushable_storage<file_journal>);
 static_assert(syncvault::diagnosing_storage<file_journal>);
 static_assert(syncvault::thread_safe_storage<file_journal>);
 static_assert(syncvault::body_reading_storage<file_journal>);
+static_assert(syncvault::progress_storage<file_journal>);
 
 } // namespace syncvault
 

@@ -247,6 +247,7 @@ public:
         if constexpr (batch_storage<Storage>) run("save_batch", [&] { batch(); });
         if constexpr (flushable_storage<Storage>) run("flush", [&] { flush(); });
         if constexpr (body_reading_storage<Storage>) run("load_body reads back the saved body", [&] { load_body_law(); });
+        if constexpr (progress_storage<Storage>) run("save_progress updates the attempt fields", [&] { progress_law(); });
         if (opts_.durable) run("reopen keeps pending and dead actions", [&] { reopen_law(); });
         return std::move(violations_);
     }
@@ -823,6 +824,52 @@ private:
             save(*s, m, a);
             expect_bodies(*s, m, "after an update after a reopen");
         }
+    }
+
+    // `save_progress(a)` where `a` differs from the stored action only in its attempt fields:
+    // afterwards storage holds `a`, through later saves, a remove and a reopen.
+    void progress_law()
+    {
+        auto s = open_empty();
+        reference_model m;
+        auto a = sample_action("progress-a", 1);
+        save(*s, m, a);
+        save(*s, m, sample_action("progress-b", 2));
+        auto attempt = [&](sync_action& x, int status) {
+            ++x.attempts;
+            x.next_attempt_at += std::chrono::seconds(30 * x.attempts);
+            x.last_status = status;
+            x.last_error = status ? 0 : 7;
+            if (status) ++x.answered;
+            ok(s->save_progress(x), "save_progress(" + quote(x.id) + ")");
+            m.save(x);
+        };
+        attempt(a, 503);
+        expect(*s, m, "after save_progress");
+        attempt(a, 0);
+        expect(*s, m, "after a second save_progress");
+        if constexpr (body_reading_storage<Storage>) expect_bodies(*s, m, "after save_progress");
+        a.body = "edited";  // a whole save replaces every field again
+        a.state = action_state::dead;
+        save(*s, m, a);
+        expect(*s, m, "after save_progress then save");
+        auto c = sample_action("progress-c", 3);  // not stored: saved whole
+        c.attempts = 1;
+        ok(s->save_progress(c), "save_progress of an action not stored");
+        m.save(c);
+        expect(*s, m, "after save_progress of an action not stored");
+        auto b = sample_action("progress-b", 2);
+        attempt(b, 500);
+        if (opts_.durable) {
+            if constexpr (flushable_storage<Storage>) ok(s->flush(), "flush()");
+            reopen(s);
+            expect(*s, m, "after save_progress and a reopen");
+            attempt(b, 409);
+            reopen(s);
+            expect(*s, m, "after save_progress after a reopen");
+        }
+        remove(*s, m, "progress-b");
+        expect(*s, m, "after save_progress then remove");
     }
 
     void reopen_law()

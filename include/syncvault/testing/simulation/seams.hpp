@@ -138,6 +138,16 @@ public:
         hooks_->storage_after(sim_hooks::storage_op::save, &a, a.id, ec);
         return ec;
     }
+    /// Forwarded, so file_journal's progress records see every crash and power cut. To the
+    /// hooks it is the save it stands for: storage holds `a` afterwards.
+    std::error_code save_progress(const sync_action& a) requires syncvault::progress_storage<Storage>
+    {
+        hooks_->storage_before(sim_hooks::storage_op::save, &a, a.id);
+        if (auto fault = hooks_->storage_fault(sim_hooks::storage_op::save, &a)) return fault;
+        auto ec = inner_->save_progress(a);
+        hooks_->storage_after(sim_hooks::storage_op::save, &a, a.id, ec);
+        return ec;
+    }
     std::error_code remove(std::string_view id)
     {
         hooks_->storage_before(sim_hooks::storage_op::remove, nullptr, id);
