@@ -28,6 +28,7 @@
 #include <syncvault/basic_vault.hpp>
 #include <syncvault/connectivity/manual_connectivity.hpp>
 #include <syncvault/detail/action_codec.hpp>
+#include <syncvault/detail/action_reader.hpp>
 #include <syncvault/retry/jittered_backoff.hpp>
 #include <syncvault/storage/file_journal.hpp>
 #include <syncvault/testing/fake_transport.hpp>
@@ -133,21 +134,10 @@ double rate(int threads, std::size_t per_thread, Fn fn)
     return r;
 }
 
-/** Parses one record as file_journal's load_all does (an arena per record), for a fair SQLite load. */
+/** Parses one record as file_journal's load_all does (the same reader), for a fair SQLite load. */
 struct fast_parser {
-    boost::json::parser parser{boost::json::storage_ptr(), [] {
-                                   boost::json::parse_options o;
-                                   o.allow_invalid_utf8 = true;
-                                   return o;
-                               }()};
-    alignas(std::max_align_t) unsigned char scratch[4096];
-    syncvault::sync_action operator()(std::string_view text)
-    {
-        boost::json::monotonic_resource arena(scratch, sizeof scratch);
-        parser.reset(boost::json::storage_ptr(&arena));
-        parser.write(text.data(), text.size());
-        return syncvault::detail::decode_action(parser.release()).value();
-    }
+    syncvault::detail::action_reader reader;
+    syncvault::sync_action operator()(std::string_view text) { return reader.read(text).value(); }
 };
 
 #ifdef SYNCVAULT_BENCH_SQLITE

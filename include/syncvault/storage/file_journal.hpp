@@ -336,11 +336,12 @@ public:
         {
             std::lock_guard lk(mu_);
             where.reserve(index_.size());
-            for (const auto& s : index_.slots())
-                if (s.len) {
-                    if (!progress_.empty())
-                        if (auto it = progress_.find(std::string_view(s.id)); it != progress_.end())
-                            progress.emplace_back(static_cast<std::uint32_t>(where.size()), it->second.values);
+            const auto with_progress = progress_by_slot();
+            std::size_t k = 0;
+            for (std::size_t i = 0; i < index_.slots().size(); ++i)
+                if (const auto& s = index_.slots()[i]; s.len) {
+                    if (k < with_progress.size() && with_progress[k].first == i)
+                        progress.emplace_back(static_cast<std::uint32_t>(where.size()), with_progress[k++].second);
                     where.emplace_back(s.off, s.len);
                 }
             file = file_;
@@ -677,6 +678,17 @@ private:
         live_bytes_ += record_bytes;
     }
 
+    // The slot positions of the actions with a progress record, in slot order, with its fields.
+    std::vector<std::pair<std::size_t, journal_progress>> progress_by_slot() const
+    {
+        std::vector<std::pair<std::size_t, journal_progress>> v;
+        v.reserve(progress_.size());
+        for (const auto& [id, p] : progress_)
+            if (const std::size_t pos = index_.find(id); pos != Index::npos) v.emplace_back(pos, p.values);
+        std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+        return v;
+    }
+
     void drop_progress(std::string_view id)
     {
         if (progress_.empty()) return;
@@ -745,12 +757,12 @@ private:
         compacting_ = true;
         std::vector<moved> plan;
         plan.reserve(index_.size());
+        const auto with_progress = progress_by_slot();
+        std::size_t k = 0;
         for (std::uint32_t i = 0; i < index_.slots().size(); ++i)
             if (const auto& s = index_.slots()[i]; s.len) {
                 plan.push_back({i, s.len, s.off, 0, std::nullopt});
-                if (!progress_.empty())
-                    if (auto it = progress_.find(std::string_view(s.id)); it != progress_.end())
-                        plan.back().progress = it->second.values;
+                if (k < with_progress.size() && with_progress[k].first == i) plan.back().progress = with_progress[k++].second;
             }
         const std::uint64_t start = end_;
         auto src = file_;
