@@ -102,11 +102,10 @@ inline boost::json::object encode_action(const sync_action& a)
 inline void append_json_string(std::string& out, std::string_view s, boost::json::serializer& sr)
 {
     sr.reset(boost::json::string_view(s.data(), s.size()));
+    char buf[1024];
     while (!sr.done()) {
-        const std::size_t at = out.size();
-        const std::size_t room = s.size() + 16;  // most strings need no escapes: one round
-        out.resize(at + room);
-        out.resize(at + sr.read(out.data() + at, room).size());
+        const auto part = sr.read(buf, sizeof buf);
+        out.append(part.data(), part.size());
     }
 }
 
@@ -125,8 +124,9 @@ inline std::string serialize_action(const sync_action& a)
 {
     boost::json::serializer sr;
     std::string out;
-    std::size_t hint = 160 + a.id.size() + a.path.size() + a.body.size() + a.idempotency_key.size() +
-                       a.lane.size() + a.coalesce_key.size();
+    // Room for a body with some escapes: one allocation for most records.
+    std::size_t hint = 192 + a.id.size() + a.path.size() + a.body.size() + a.body.size() / 4 +
+                       a.idempotency_key.size() + a.lane.size() + a.coalesce_key.size();
     for (const auto& h : a.headers) hint += h.name.size() + h.value.size() + 8;
     for (const auto& id : a.after) hint += id.size() + 3;
     out.reserve(hint);
