@@ -1561,6 +1561,18 @@ TEST_CASE("file_journal sets aside a record that passes its checksum but cannot 
         bad = sealed_record("\x09 from a newer version?");
         named = "cannot be decoded";
     }
+    SECTION("a progress record of the wrong size (found on open)")
+    {
+        bad = sealed_record(std::string(1, char(jd::journal_op::progress)) + std::string("\x01\x00x", 3) + "short");
+        named = "cannot be decoded";
+    }
+    SECTION("a progress record with a negative attempt count (found on open)")
+    {
+        std::string body(1, char(jd::journal_op::progress));
+        jd::journal_append_progress(body, "x", {-1, 0, 0, 0, 0});
+        bad = sealed_record(body);
+        named = "cannot be decoded";
+    }
     SECTION("a clear with a payload (found on open)")
     {
         bad = sealed_record(std::string(1, char(jd::journal_op::clear)) + "junk");

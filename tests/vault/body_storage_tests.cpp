@@ -200,7 +200,7 @@ TEMPLATE_TEST_CASE("bodies in storage: read back after a reopen, and after a ret
 
     v = r.make();
     CHECK(v->pending_actions().at(0).attempts == 1);
-    // The attempt was recorded without rewriting the body, where the model can (file_journal).
+    // The attempt was recorded without rewriting the body, through save_progress.
     CHECK((probe.progress_saves > 0) == syncvault::progress_storage<decltype(r.storage.open().inner)>);
     r.clock.advance(1s);
     v->poll();

@@ -228,6 +228,23 @@ public:
         return impl_->insert(a);
     }
 
+    /**
+     * Records an attempt (the optional `save_progress` hook): `a` differs from the stored row only
+     * in its attempt fields, so only those columns (and `extra`, which holds `answered`) are
+     * updated, lazily like any update; the body is not written again. A row that is not there is
+     * saved whole.
+     */
+    std::error_code save_progress(const sync_action& a)
+    {
+        if (!impl_) return moved_from();
+        {
+            std::lock_guard lock(impl_->db_mutex);
+            bool updated = false;
+            if (auto ec = impl_->update_progress(a, updated); ec || updated) return ec;
+        }
+        return save(a);
+    }
+
     /** Saves every action of `batch` in one transaction and one sync: all or nothing. */
     std::error_code save_batch(std::span<const sync_action> batch)
     {
@@ -356,7 +373,7 @@ private:
         std::filesystem::path path;
         sqlite_storage_options opts;
         sqlite3* db = nullptr;
-        detail::sqlite_stmt update_, insert_, remove_, clear_, select_, select_body_, begin_, commit_,
+        detail::sqlite_stmt update_, progress_, insert_, remove_, clear_, select_, select_body_, begin_, commit_,
             rollback_, sync_full_, sync_normal_, quarantine_, unquarantined_;
 
         mutable std::mutex db_mutex;  // guards db, its statements, sync_level and last_error
@@ -396,7 +413,7 @@ private:
         void close() noexcept
         {
             // Statements first: sqlite3_close refuses a connection with live statements.
-            for (auto* s : {&update_, &insert_, &remove_, &clear_, &select_, &select_body_, &begin_, &commit_,
+            for (auto* s : {&update_, &progress_, &insert_, &remove_, &clear_, &select_, &select_body_, &begin_, &commit_,
                             &rollback_, &sync_full_, &sync_normal_, &quarantine_, &unquarantined_})
                 s->reset();
             if (db) sqlite3_close(db);  // checkpoints the WAL, fsyncing it, and deletes it
@@ -549,6 +566,8 @@ private:
                               "headers = ?5, idempotency_key = ?6, attempts = ?7, sequence = ?8, "
                               "state = ?9, created_at_ms = ?10, next_attempt_at_ms = ?11, "
                               "last_status = ?12, last_error = ?13, extra = ?14 WHERE id = ?1");
+            progress_ = prepare("UPDATE syncvault_actions SET attempts = ?2, next_attempt_at_ms = ?3, "
+                                "last_status = ?4, last_error = ?5, extra = ?6 WHERE id = ?1");
             insert_ = prepare((std::string("INSERT INTO syncvault_actions (") + columns +
                                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
                                   .c_str());
@@ -671,6 +690,26 @@ private:
             detail::sqlite_stmt_scope scope(update_.get());
             bind(update_.get(), a, headers, extra);
             if (auto ec = run(update_.get(), lazy_level, "save")) return ec;
+            updated = sqlite3_changes(db) > 0;
+            return {};
+        }
+
+        // Updates the attempt columns of the row `a.id` if there is one, lazily.
+        std::error_code update_progress(const sync_action& a, bool& updated)
+        {
+            const auto extra = extra_of(a);
+            auto* s = progress_.get();
+            detail::sqlite_stmt_scope scope(s);
+            sqlite3_bind_text64(s, 1, a.id.data(), a.id.size(), SQLITE_STATIC, SQLITE_UTF8);
+            sqlite3_bind_int64(s, 2, a.attempts);
+            sqlite3_bind_int64(s, 3, detail::to_epoch_ms(a.next_attempt_at));
+            sqlite3_bind_int64(s, 4, a.last_status);
+            sqlite3_bind_int64(s, 5, a.last_error);
+            if (extra.empty())
+                sqlite3_bind_null(s, 6);
+            else
+                sqlite3_bind_text64(s, 6, extra.data(), extra.size(), SQLITE_STATIC, SQLITE_UTF8);
+            if (auto ec = run(s, lazy_level, "save")) return ec;
             updated = sqlite3_changes(db) > 0;
             return {};
         }
@@ -914,6 +953,7 @@ static_assert(syncvault::flushable_storage<sqlite_storage>);
 static_assert(syncvault::thread_safe_storage<sqlite_storage>);
 static_assert(syncvault::diagnosing_storage<sqlite_storage>);
 static_assert(syncvault::body_reading_storage<sqlite_storage>);
+static_assert(syncvault::progress_storage<sqlite_storage>);
 
 } // namespace syncvault
 
