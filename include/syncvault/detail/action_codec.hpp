@@ -109,7 +109,8 @@ inline void append_json_string(std::string& out, std::string_view s, boost::json
     }
 }
 
-inline void append_json_int(std::string& out, std::int64_t v)
+template <class Integer>
+void append_json_int(std::string& out, Integer v)
 {
     char buf[24];
     const auto r = std::to_chars(buf, buf + sizeof buf, v);
@@ -134,7 +135,7 @@ inline std::string serialize_action(const sync_action& a)
         out += key;
         append_json_string(out, v, sr);
     };
-    const auto num = [&](std::string_view key, std::int64_t v) {
+    const auto num = [&](std::string_view key, auto v) {
         out += key;
         append_json_int(out, v);
     };
@@ -151,7 +152,7 @@ inline std::string serialize_action(const sync_action& a)
     out += ']';
     str(",\"key\":", a.idempotency_key);
     num(",\"attempts\":", a.attempts);
-    num(",\"seq\":", static_cast<std::int64_t>(a.sequence));
+    num(",\"seq\":", a.sequence);  // unsigned, as in the tree
     out += a.state == action_state::dead ? ",\"dead\":true" : ",\"dead\":false";
     num(",\"created\":", to_epoch_ms(a.created_at));
     num(",\"next\":", to_epoch_ms(a.next_attempt_at));
