@@ -126,12 +126,13 @@ if want windows; then
         scratch=$(mktemp -d /dev/shm/syncvault-wine-XXXXXX)
     fi
     log=$(mktemp)
-    # Left out: one test whose std::latch (libstdc++ 12's atomic wait, which has no futex on
-    # Windows) hangs now and then under MinGW + Wine (about 1 run in 10); the library itself
-    # uses no latch or atomic wait.
+    # Left out: the two tests whose std::latch (libstdc++ 12's atomic wait, which has no futex
+    # on Windows) hangs now and then under MinGW + Wine (about 1 run in 10; the bodies one hung a
+    # CI run); the library itself uses no latch or atomic wait. Both run on Linux, under TSan too.
     SYNCVAULT_TEST_SCRATCH=${scratch:+Z:${scratch//\//\\}} \
         timeout 600 wine "$build/build/syncvault_windows_tests.exe" --reporter compact \
-        "~manual_connectivity: racing identical changes notify once" 2>&1 | tee "$log"
+        '~"manual_connectivity: racing identical changes notify once"~"bodies in storage: concurrent producers*"' \
+        2>&1 | tee "$log"
     [ -n "$scratch" ] && rm -rf "$scratch"
     # Catch2's closing line: "Passed all N test cases with M assertions." (compact reporter)
     wine_cases=$(sed -n 's/.*all \([0-9]*\) test cases.*/\1/p' "$log" | tail -n 1)
