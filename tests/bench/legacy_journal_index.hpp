@@ -95,6 +95,9 @@ public:
         live_ = 0;
     }
 
+    /** file_journal asks before an insert; this comparison index promises nothing more. */
+    void make_room(std::size_t) noexcept {}
+
     /** Tombstones in the order outnumber live entries (worth a `sweep`). */
     bool sparse() const noexcept { return slots_.size() >= 1024 && slots_.size() >= 2 * live_; }
 

@@ -83,6 +83,9 @@ public:
         map_.clear();
     }
 
+    /** file_journal asks before an insert; this comparison index promises nothing more. */
+    void make_room(std::size_t) noexcept {}
+
     /** Tombstones in the order outnumber live entries (worth a `sweep`). */
     bool sparse() const noexcept { return slots_.size() >= 1024 && slots_.size() >= 2 * map_.size(); }
 

@@ -9,6 +9,7 @@
 // action_reader.hpp reads them back without one.
 
 #include <syncvault/action.hpp>
+#include <syncvault/detail/record_limits.hpp>
 
 #include <boost/json.hpp>
 
@@ -68,7 +69,7 @@ inline bool decode_action_extras(const boost::json::object& o, sync_action& a)
         }
     }
     if (auto* f = o.if_contains("answered")) {
-        if (!f->is_int64() || f->get_int64() < 0 || f->get_int64() > INT32_MAX) return false;
+        if (!f->is_int64() || !record_limits::count_ok(f->get_int64())) return false;
         a.answered = static_cast<int>(f->get_int64());
     }
     return true;
@@ -201,13 +202,7 @@ inline result<sync_action> decode_action(const boost::json::value& v)
         return corrupt;
     auto m = method_from_string(*method);
     if (!m) return corrupt;
-    // Out-of-range numbers are damage, not values to convert (time points overflow past 2262).
-    constexpr std::int64_t max_ms = 9'000'000'000'000;  // ~2255: system_clock counts ns in 64 bits
-    auto in_int = [](std::int64_t v) { return v >= 0 && v <= INT32_MAX; };
-    // A status is whatever a transport reported (a user's may say -1): any int is a value.
-    auto any_int = [](std::int64_t v) { return v >= INT32_MIN && v <= INT32_MAX; };
-    if (!in_int(*attempts) || !any_int(*status) || !any_int(*error) || *seq < 0 || *created < -max_ms ||
-        *created > max_ms || *next < -max_ms || *next > max_ms)
+    if (!record_limits::numbers_ok(*attempts, *seq, *created, *next, *status, *error))
         return corrupt;
 
     sync_action a;

@@ -12,6 +12,7 @@
 
 #include <syncvault/action.hpp>
 #include <syncvault/detail/action_codec.hpp>
+#include <syncvault/detail/record_limits.hpp>
 #include <syncvault/error.hpp>
 
 #include <boost/json/basic_parser_impl.hpp>  // the template's definitions, for our handler
@@ -218,7 +219,7 @@ private:
             marks_[field_] = mark::ok;
             return;
         case f_answered:
-            if (!signed_ok || v < 0 || v > INT32_MAX) return mistyped();
+            if (!signed_ok || !record_limits::count_ok(v)) return mistyped();
             a_.answered = static_cast<int>(v);
             marks_[field_] = mark::ok;
             return;
@@ -315,15 +316,9 @@ public:
         }
         const auto m = method_from_string(h.method());
         if (!m) return corrupt;
-        // Out-of-range numbers are damage, not values to convert (time points overflow past 2262).
-        constexpr std::int64_t max_ms = 9'000'000'000'000;  // ~2255: system_clock counts ns in 64 bits
-        auto in_int = [](std::int64_t v) { return v >= 0 && v <= INT32_MAX; };
-        // A status is whatever a transport reported (a user's may say -1): any int is a value.
-        auto any_int = [](std::int64_t v) { return v >= INT32_MIN && v <= INT32_MAX; };
-        auto ms_ok = [&](std::int64_t v) { return v >= -max_ms && v <= max_ms; };
         const auto n = [&](s::field f) { return h.number(f); };
-        if (!in_int(n(s::f_attempts)) || !any_int(n(s::f_status)) || !any_int(n(s::f_error)) || n(s::f_seq) < 0 ||
-            !ms_ok(n(s::f_created)) || !ms_ok(n(s::f_next)))
+        if (!record_limits::numbers_ok(n(s::f_attempts), n(s::f_seq), n(s::f_created), n(s::f_next),
+                                       n(s::f_status), n(s::f_error)))
             return corrupt;
         sync_action a = std::move(h.action());
         a.method = *m;

@@ -21,6 +21,7 @@
 // JSON, and compaction copies entries verbatim into fresh records.
 
 #include <syncvault/detail/crc32c.hpp>
+#include <syncvault/detail/record_limits.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -142,8 +143,9 @@ inline bool journal_parse_progress(const char* p, std::size_t n, std::string_vie
     v.status = static_cast<std::int32_t>(journal_get_u32(p + 12));
     v.error = static_cast<std::int32_t>(journal_get_u32(p + 16));
     v.answered = static_cast<std::int32_t>(journal_get_u32(p + 20));
-    constexpr std::int64_t max_ms = 9'000'000'000'000;  // as decode_action: ~2255
-    if (v.attempts < 0 || v.answered < 0 || v.next_ms < -max_ms || v.next_ms > max_ms) return false;
+    if (!record_limits::count_ok(v.attempts) || !record_limits::count_ok(v.answered) ||
+        !record_limits::time_ok(v.next_ms))
+        return false;
     out = v;
     return true;
 }

@@ -15,6 +15,7 @@
 
 #include <boost/unordered/unordered_flat_set.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -54,24 +55,16 @@ public:
      * Inserts `id` at the end, or moves its entry in place. Returns the size of the entry it
      * replaced, 0 if it is new.
      */
-    std::uint32_t put(std::string_view id, std::uint64_t off, std::uint32_t len)
+    std::uint32_t put(std::string_view id, std::uint64_t off, std::uint32_t len) { return emplace(id, off, len); }
+
+    /** As above, with the id's string made by the caller: after `make_room`, it cannot throw. */
+    std::uint32_t put(std::string&& id, std::uint64_t off, std::uint32_t len) { return emplace(std::move(id), off, len); }
+
+    /** Makes room for `n` new ids, so that inserting them allocates nothing. */
+    void make_room(std::size_t n)
     {
-        const std::uint32_t h = hash(id);
-        if (const auto it = set_.find(lookup{id, h}); it != set_.end()) {
-            auto& s = slots_[pos_of(*it)];
-            const std::uint32_t old = s.len;
-            s.off = off;
-            s.len = len;
-            return old;
-        }
-        slots_.push_back({std::string(id), off, len, h});
-        try {
-            set_.insert(element(slots_.size() - 1, h));
-        } catch (...) {
-            slots_.pop_back();
-            throw;
-        }
-        return 0;
+        if (slots_.capacity() - slots_.size() < n) slots_.reserve(std::max(2 * slots_.capacity(), slots_.size() + n));
+        set_.reserve(set_.size() + n);
     }
 
     /** Forgets `id`; returns its entry's size, 0 if it was not there. */
@@ -115,6 +108,27 @@ public:
     }
 
 private:
+    template <class Id>
+    std::uint32_t emplace(Id&& id, std::uint64_t off, std::uint32_t len)
+    {
+        const std::uint32_t h = hash(id);
+        if (const auto it = set_.find(lookup{id, h}); it != set_.end()) {
+            auto& s = slots_[pos_of(*it)];
+            const std::uint32_t old = s.len;
+            s.off = off;
+            s.len = len;
+            return old;
+        }
+        slots_.push_back({std::string(std::forward<Id>(id)), off, len, h});
+        try {
+            set_.insert(element(slots_.size() - 1, h));
+        } catch (...) {
+            slots_.pop_back();
+            throw;
+        }
+        return 0;
+    }
+
     static std::uint32_t hash(std::string_view id) noexcept
     {
         const std::uint64_t h = std::hash<std::string_view>{}(id);

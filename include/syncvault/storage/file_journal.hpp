@@ -200,9 +200,19 @@ public:
         std::unique_lock lk(mu_);
         if (failed_) return make_error_code(errc::storage_failed);
         const bool insert = index_.find(a.id) == Index::npos;
+        // Memory is made ready before the append: once the record is in the file, the index
+        // must follow it without an allocation that could throw.
+        std::string fresh_id;
+        if (insert) {
+            fresh_id = a.id;
+            index_.make_room(1);
+        }
         const std::uint64_t entry_off = end_ + journal_header_size + 1;
         if (auto ec = append_locked(rec)) return ec;
-        apply_put(a.id, entry_off, static_cast<std::uint32_t>(entry_size));
+        if (insert)
+            apply_put(std::move(fresh_id), entry_off, static_cast<std::uint32_t>(entry_size));
+        else
+            apply_put(a.id, entry_off, static_cast<std::uint32_t>(entry_size));
         if (!insert) {
             maybe_compact(lk);
             return {};
@@ -232,13 +242,21 @@ public:
             if (index_.find(a.id) == Index::npos &&
                 std::find(inserted.begin(), inserted.end(), a.id) == inserted.end())
                 inserted.push_back(a.id);
+        std::vector<std::string> fresh_ids(inserted.begin(), inserted.end());  // as in save()
+        index_.make_room(fresh_ids.size());
         const std::uint64_t body_off = end_ + journal_header_size;
         if (auto ec = append_locked(rec)) return ec;
         std::size_t k = journal_header_size + 1;
         while (k < rec.size()) {
             journal_entry e;
             journal_parse_entry(rec.data() + k, rec.size() - k, e);
-            apply_put(e.id, body_off + (k - journal_header_size), static_cast<std::uint32_t>(e.size));
+            const auto off = body_off + (k - journal_header_size);
+            const auto len = static_cast<std::uint32_t>(e.size);
+            if (const auto it = std::find(inserted.begin(), inserted.end(), e.id);
+                it != inserted.end() && index_.find(e.id) == Index::npos)
+                apply_put(std::move(fresh_ids[std::size_t(it - inserted.begin())]), off, len);
+            else
+                apply_put(e.id, off, len);
             k += e.size;
         }
         if (inserted.empty()) {
@@ -266,8 +284,13 @@ public:
             lk.unlock();
             return save(a);
         }
-        if (auto ec = append_locked(rec)) return ec;
-        apply_progress(a.id, v, rec.size());
+        // The slot exists before the append (as in save()): after it, nothing may throw.
+        const auto [slot, fresh] = progress_.try_emplace(a.id);
+        if (auto ec = append_locked(rec)) {
+            if (fresh) progress_.erase(slot);
+            return ec;
+        }
+        set_progress(slot->second, fresh, v, rec.size());
         maybe_compact(lk);
         return {};
     }
@@ -661,10 +684,12 @@ private:
         return poison(ec);
     }
 
-    void apply_put(std::string_view id, std::uint64_t off, std::uint32_t len)
+    // `Id`: a string_view, or the id's string made beforehand (then nothing here allocates).
+    template <class Id>
+    void apply_put(Id&& id, std::uint64_t off, std::uint32_t len)
     {
         drop_progress(id);  // a put holds every field
-        if (const std::uint32_t old = index_.put(id, off, len)) live_bytes_ -= cost(old);
+        if (const std::uint32_t old = index_.put(std::forward<Id>(id), off, len)) live_bytes_ -= cost(old);
         live_bytes_ += cost(len);
     }
 
@@ -672,9 +697,16 @@ private:
     void apply_progress(std::string_view id, const journal_progress& v, std::uint64_t record_bytes)
     {
         auto it = progress_.find(id);
-        if (it == progress_.end()) it = progress_.emplace(std::string(id), progress_slot{}).first;
-        else live_bytes_ -= it->second.record_bytes;
-        it->second = {v, record_bytes};
+        const bool fresh = it == progress_.end();
+        if (fresh) it = progress_.emplace(std::string(id), progress_slot{}).first;
+        set_progress(it->second, fresh, v, record_bytes);
+    }
+
+    // `slot`: a progress_slot (declared with the members, below).
+    void set_progress(auto& slot, bool fresh, const journal_progress& v, std::uint64_t record_bytes) noexcept
+    {
+        if (!fresh) live_bytes_ -= slot.record_bytes;
+        slot = {v, record_bytes};
         live_bytes_ += record_bytes;
     }
 
