@@ -14,6 +14,12 @@
 // one thread-safe curl_transport from `threads` threads at once and from one thread, in
 // interleaved rounds (C=0 skips this). Prints tables and JSON lines.
 //
+// `--one-cpu` (anywhere) runs the whole process, client and server threads, on one CPU. On a
+// 2-core VM a request's round trip wakes the other thread across CPUs, and what that costs
+// depends on where the scheduler happens to put the threads: the raw loop's client CPU moved
+// between 19 and 38 us from run to run, curl_transport's between 44 and 57 us. On one CPU the
+// hand-off is a context switch, the rows repeat within a few percent, and the difference
+// between two rows is the software's own cost.
 // `--url http://HOST:PORT` (anywhere) drains against that server instead of the test server
 // (it must answer 200 to POST /api/jobs; scripts/perf-table.sh starts an express one); the
 // concurrent and lanes tables, which need the test server's latency setting, are skipped.
@@ -45,6 +51,7 @@
 #include <utility>
 #include <vector>
 
+#include <sched.h>
 #include <time.h>
 
 namespace {
@@ -289,10 +296,13 @@ struct variant {
 
 int main(int argc, char** argv_in)
 {
-    std::vector<char*> positional;  // argv without --url URL
+    std::vector<char*> positional;  // argv without --url URL and --one-cpu
+    bool one_cpu = false;
     for (int i = 0; i < argc; ++i) {
         if (std::string_view(argv_in[i]) == "--url" && i + 1 < argc)
             g_url = argv_in[++i];
+        else if (std::string_view(argv_in[i]) == "--one-cpu")
+            one_cpu = true;
         else
             positional.push_back(argv_in[i]);
     }
@@ -303,11 +313,21 @@ int main(int argc, char** argv_in)
     const std::size_t concurrent_n = argc > 3 ? std::stoull(argv[3]) : 2'000;
     const auto latency = std::chrono::milliseconds(argc > 4 ? std::stoll(argv[4]) : 2);
     const unsigned threads = std::max(1u, argc > 5 ? unsigned(std::stoul(argv[5])) : 8u);
+    if (one_cpu) {  // before any thread starts: they inherit it
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        if (::sched_getaffinity(0, sizeof set, &set) != 0) throw std::runtime_error("sched_getaffinity failed");
+        int first = 0;
+        while (!CPU_ISSET(first, &set)) ++first;
+        CPU_ZERO(&set);
+        CPU_SET(first, &set);
+        if (::sched_setaffinity(0, sizeof set, &set) != 0) throw std::runtime_error("sched_setaffinity failed");
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const auto dir = std::filesystem::temp_directory_path() / "syncvault-network-bench";
     test_server server;
-    std::printf("syncvault network benchmark: drain %zu POSTs (%zu-byte JSON body) to %s, %d interleaved rounds\n",
-                n, body.size(), base_of(server).c_str(), rounds);
+    std::printf("syncvault network benchmark: drain %zu POSTs (%zu-byte JSON body) to %s, %d interleaved rounds%s\n",
+                n, body.size(), base_of(server).c_str(), rounds, one_cpu ? ", every thread on one CPU" : "");
 
     std::size_t sequence = 0;  // idempotency keys stay unique across chunks
     auto keys = [&](std::size_t chunk) { return std::exchange(sequence, sequence + chunk); };
@@ -369,10 +389,11 @@ int main(int argc, char** argv_in)
                 "\"ratio_vs_raw\":%.3f,\"goal\":0.9,\"raw_cpu_us\":%.1f,\"vault_cpu_us\":%.1f,\"rounds\":%d,"
                 "\"full_queue_file_journal_per_s\":%.0f,\"full_queue_memory_per_s\":%.0f,"
                 "\"raw_client_cpu_us\":%.2f,\"vault_client_cpu_us\":%.2f,\"vault_memory_client_cpu_us\":%.2f,"
-                "\"client_cpu_over_raw_us\":%.2f,\"server\":\"%s\"}\n",
+                "\"client_cpu_over_raw_us\":%.2f,\"curl_transport_client_cpu_us\":%.2f,\"server\":\"%s\",\"one_cpu\":%s}\n",
                 n, raw, naive, transport, journal, memory, background, journal / raw, raw_cpu, journal_cpu, rounds,
                 journal_full.per_s(), memory_full.per_s(), raw_client, journal_client, memory_client,
-                journal_client - raw_client, g_url.empty() ? "test_server" : "url");
+                journal_client - raw_client, variants[2].total.client_cpu_us(), g_url.empty() ? "test_server" : "url",
+                one_cpu ? "true" : "false");
 
     if (concurrent_n == 0 || !g_url.empty()) return 0;
     if (!syncvault::concurrent_transport<syncvault::curl_transport>) {
