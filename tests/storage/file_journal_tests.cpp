@@ -1421,6 +1421,46 @@ TEST_CASE("the record reader refuses exactly what the tree form refuses", "[file
     CHECK(agree(" " + s + " \n"));
 }
 
+TEST_CASE("file_journal writes bodies raw beside the record and reads journals with bodies in the JSON",
+          "[file_journal][load_body][codec]")
+{
+    // Before issue 17's raw bodies every entry held its body as a JSON string: such a journal
+    // opens, loads and reads bodies back as before, and what is saved from then on is raw.
+    auto old = make_action("old", 1, 50);
+    old.body = "{\"note\":\"quoted \\\"text\\\"\"}";
+    auto fresh = make_action("fresh", 0, 10);
+    fresh.body = std::string("\"quotes\", a backslash \\, NUL \0, invalid UTF-8 \xff\xfe", 50);
+    temp_dir dir;
+    write_file(dir / "syncvault.journal", magic() + put_record(old));
+    {
+        file_journal j{dir.path};
+        CHECK(load(j) == std::vector<sync_action>{old});
+        CHECK(j.load_body("old").value() == old.body);
+        REQUIRE(!j.save(fresh));
+        CHECK(j.load_body("fresh").value() == fresh.body);
+        // The bytes as they are in the file, not escaped as a JSON string.
+        const std::string bytes = read_file(dir / "syncvault.journal");
+        CHECK(bytes.find(fresh.body) != std::string::npos);
+        CHECK(bytes.find(jd::serialize_action(fresh, jd::record_body::beside)) != std::string::npos);
+        CHECK(bytes.find(jd::serialize_action(fresh)) == std::string::npos);
+        ++old.attempts;
+        old.body = "updated";
+        REQUIRE(!j.save(old));  // the update is raw too
+        CHECK(j.load_body("old").value() == "updated");
+        CHECK(load(j) == std::vector<sync_action>{old, fresh});
+    }
+    {
+        file_journal j{dir.path};
+        CHECK(load(j) == std::vector<sync_action>{old, fresh});
+        CHECK(j.take_diagnostics().empty());
+        REQUIRE(!j.compact());
+        CHECK(load(j) == std::vector<sync_action>{old, fresh});
+        CHECK(j.load_body("fresh").value() == fresh.body);
+    }
+    file_journal j{dir.path};
+    CHECK(load(j) == std::vector<sync_action>{old, fresh});
+}
+
 TEST_CASE("file_journal truncates a torn final record silently, whatever byte of it is damaged",
           "[file_journal][recovery]")
 {
@@ -1558,6 +1598,25 @@ TEST_CASE("file_journal sets aside a record that passes its checksum but cannot 
         std::string body(1, char(jd::journal_op::put));
         body += std::string("\x01\x00x\xe8\x03\x00\x00{}", 9);  // id "x", then JSON of 1000 bytes
         bad = sealed_record(body);
+        named = "byte " + std::to_string(jd::journal_magic_size + put_record(a).size() + put_record(b).size());
+    }
+    SECTION("a raw-body entry whose JSON holds a body too")
+    {
+        std::string rec;
+        const auto at = jd::journal_begin(rec, jd::journal_op::put);
+        jd::journal_append_raw_entry(rec, "x", jd::serialize_action(x), "beside");
+        jd::journal_seal(rec, at);
+        bad = rec;
+        named = "\"x\"";
+    }
+    SECTION("a raw-body entry whose body runs past its record (found on open)")
+    {
+        std::string rec;
+        const auto at = jd::journal_begin(rec, jd::journal_op::put);
+        jd::journal_append_raw_entry(rec, "x", jd::serialize_action(x, jd::record_body::beside), "body");
+        rec.resize(rec.size() - 1);  // the body's length says 4, 3 bytes follow
+        jd::journal_seal(rec, at);
+        bad = rec;
         named = "byte " + std::to_string(jd::journal_magic_size + put_record(a).size() + put_record(b).size());
     }
     SECTION("an unknown operation (found on open)")

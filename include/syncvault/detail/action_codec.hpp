@@ -118,16 +118,22 @@ void append_json_int(std::string& out, Integer v)
     out.append(buf, r.ptr);
 }
 
+/** Where a record keeps the body: in its JSON, or beside it (`"body":""` in the JSON). */
+enum class record_body { in_json, beside };
+
 /**
  * The record of `a`: the object `encode_action` builds, byte for byte, written straight into a
  * string. Every save goes through here (an enqueue, each attempt count), so no tree is built.
+ * With `record_body::beside` the body is left out (written as ""): file_journal stores its bytes
+ * after the JSON, neither escaped nor parsed.
  */
-inline std::string serialize_action(const sync_action& a)
+inline std::string serialize_action(const sync_action& a, record_body body = record_body::in_json)
 {
     boost::json::serializer sr;
     std::string out;
     // Room for a body with some escapes: one allocation for most records.
-    std::size_t hint = 192 + a.id.size() + a.path.size() + a.body.size() + a.body.size() / 4 +
+    const std::size_t body_size = body == record_body::in_json ? a.body.size() : 0;
+    std::size_t hint = 192 + a.id.size() + a.path.size() + body_size + body_size / 4 +
                        a.idempotency_key.size() + a.lane.size() + a.coalesce_key.size();
     for (const auto& h : a.headers) hint += h.name.size() + h.value.size() + 8;
     for (const auto& id : a.after) hint += id.size() + 3;
@@ -143,7 +149,10 @@ inline std::string serialize_action(const sync_action& a)
     str("{\"id\":", a.id);
     str(",\"method\":", to_string(a.method));
     str(",\"path\":", a.path);
-    str(",\"body\":", a.body);
+    if (body == record_body::in_json)
+        str(",\"body\":", a.body);
+    else
+        out += ",\"body\":\"\"";
     out += ",\"headers\":[";
     for (std::size_t i = 0; i < a.headers.size(); ++i) {
         str(i ? ",[" : "[", a.headers[i].name);

@@ -12,10 +12,14 @@
 //           | 4 entry+          batch: all its puts or none (one record, one checksum)
 //           | 5 id_len:u16 id progress              an attempt's bookkeeping (issue 17)
 //   entry  := id_len:u16 id json_len:u32 json        json = detail::serialize_action
+//           | id_len:u16 id (json_len | 1<<31):u32 json body_len:u32 body      (a raw body)
 //   progress := attempts:u32 next:i64 status:i32 error:i32 answered:u32     (24 bytes)
 //
 // A progress record overrides those five fields of the action's newest put, so recording an
 // attempt writes 24 bytes instead of the whole action with its body; a put supersedes it.
+// A raw-body entry (every entry written since issue 17) holds the body's bytes after the JSON,
+// whose "body" is "": saving escapes nothing, and reading a body back before an attempt, or
+// opening a journal, parses no body. Entries with the body in the JSON still read as before.
 // The checksum covers the length, so a damaged length is caught like damaged content. An entry
 // carries its id ahead of the JSON so that opening a journal builds its index without parsing
 // JSON, and compaction copies entries verbatim into fresh records.
@@ -70,6 +74,15 @@ inline std::size_t journal_entry_size(std::size_t id_size, std::size_t json_size
     return 2 + id_size + 4 + json_size;
 }
 
+/** Marks a json_len whose entry has a raw body after the JSON. */
+inline constexpr std::uint32_t journal_raw_body_flag = 0x80000000u;
+
+/** Size of the entry holding `id`, `json` and a raw body of `body_size` bytes. */
+inline std::size_t journal_raw_entry_size(std::size_t id_size, std::size_t json_size, std::size_t body_size) noexcept
+{
+    return journal_entry_size(id_size, json_size) + 4 + body_size;
+}
+
 /** Appends an entry to `out`. The caller checked `id.size() <= journal_max_id`. */
 inline void journal_append_entry(std::string& out, std::string_view id, std::string_view json)
 {
@@ -80,6 +93,26 @@ inline void journal_append_entry(std::string& out, std::string_view id, std::str
     std::memcpy(p + 2, id.data(), id.size());
     journal_put_u32(p + 2 + id.size(), static_cast<std::uint32_t>(json.size()));
     std::memcpy(p + 6 + id.size(), json.data(), json.size());
+}
+
+/**
+ * Appends an entry with a raw body (`json` holds `"body":""`). The caller checked the id's size
+ * and that the record stays under journal_max_body.
+ */
+inline void journal_append_raw_entry(std::string& out, std::string_view id, std::string_view json, std::string_view body)
+{
+    const std::size_t at = out.size();
+    out.resize(at + journal_raw_entry_size(id.size(), json.size(), body.size()));
+    char* p = out.data() + at;
+    journal_put_u16(p, static_cast<std::uint16_t>(id.size()));
+    p += 2;
+    std::memcpy(p, id.data(), id.size());
+    p += id.size();
+    journal_put_u32(p, static_cast<std::uint32_t>(json.size()) | journal_raw_body_flag);
+    std::memcpy(p + 4, json.data(), json.size());
+    p += 4 + json.size();
+    journal_put_u32(p, static_cast<std::uint32_t>(body.size()));
+    if (!body.empty()) std::memcpy(p + 4, body.data(), body.size());
 }
 
 /** Starts a record in `out`: header space and the op byte. Finish it with `journal_seal`. */
@@ -153,7 +186,9 @@ inline bool journal_parse_progress(const char* p, std::size_t n, std::string_vie
 /** A parsed entry: views into the buffer it was read from. */
 struct journal_entry {
     std::string_view id, json;
-    std::size_t size = 0;  // bytes the entry occupies
+    bool raw_body = false;  // the body is `body`, and the JSON's is ""
+    std::string_view body;
+    std::size_t size = 0;   // bytes the entry occupies
 };
 
 /** Parses the entry at the start of [p, p + n); false if it does not fit. */
@@ -162,11 +197,22 @@ inline bool journal_parse_entry(const char* p, std::size_t n, journal_entry& e) 
     if (n < 2) return false;
     const std::size_t id_size = journal_get_u16(p);
     if (n < 6 + id_size) return false;
-    const std::size_t json_size = journal_get_u32(p + 2 + id_size);
-    if (n - 6 - id_size < json_size) return false;
+    const std::uint32_t json_field = journal_get_u32(p + 2 + id_size);
+    const std::size_t json_size = json_field & ~journal_raw_body_flag;
+    std::size_t left = n - 6 - id_size;
+    if (left < json_size) return false;
     e.id = {p + 2, id_size};
     e.json = {p + 6 + id_size, json_size};
     e.size = 6 + id_size + json_size;
+    e.raw_body = (json_field & journal_raw_body_flag) != 0;
+    e.body = {};
+    if (!e.raw_body) return true;
+    left -= json_size;
+    if (left < 4) return false;
+    const std::size_t body_size = journal_get_u32(p + e.size);
+    if (left - 4 < body_size) return false;
+    e.body = {p + e.size + 4, body_size};
+    e.size += 4 + body_size;
     return true;
 }
 

@@ -228,10 +228,10 @@ public:
         const std::size_t at = journal_begin(rec, journal_op::batch);
         for (const auto& a : batch) {
             if (a.id.size() > journal_max_id) return make_error_code(errc::invalid_request);
-            const std::string json = serialize_action(a);
-            if (rec.size() + json.size() + a.id.size() + 6 > journal_max_body)
-                return make_error_code(errc::invalid_request);
-            journal_append_entry(rec, a.id, json);
+            const std::string json = serialize_action(a, record_body::beside);
+            const std::uint64_t entry = journal_raw_entry_size(a.id.size(), json.size(), a.body.size());
+            if (rec.size() + entry > journal_max_body) return make_error_code(errc::invalid_request);
+            journal_append_raw_entry(rec, a.id, json, a.body);
         }
         journal_seal(rec, at);
 
@@ -397,8 +397,11 @@ public:
                 why = records.problem();
             } else if (decoded->id != e.id) {
                 why = "its id differs from the id it is filed under";
+            } else if (e.raw_body && !decoded->body.empty()) {
+                why = "it has a body both in its JSON and beside it";
             } else {
                 out[i] = std::move(*decoded);
+                if (e.raw_body) out[i].body.assign(e.body);
                 continue;
             }
             bad.push_back({i, where[i].first, std::string(e.id), why});
@@ -463,7 +466,8 @@ public:
         }
         if (own_record) p += lead;
         journal_entry e;
-        if (!journal_parse_entry(p, len, e) || e.id != id) return make_error_code(errc::storage_corrupt);
+        if (!journal_parse_entry(p, len, e) || e.size != len || e.id != id) return make_error_code(errc::storage_corrupt);
+        if (e.raw_body) return std::string(e.body);
         return parse_body(e.json, id);
     }
 
@@ -560,12 +564,12 @@ private:
     std::error_code encode_put(std::string& rec, const sync_action& a) const
     {
         if (a.id.size() > journal_max_id) return make_error_code(errc::invalid_request);
-        const std::string json = serialize_action(a);
-        if (json.size() + a.id.size() + 16 > journal_max_body)
-            return make_error_code(errc::invalid_request);
-        rec.reserve(journal_header_size + 1 + journal_entry_size(a.id.size(), json.size()));
+        const std::string json = serialize_action(a, record_body::beside);
+        const std::uint64_t entry = journal_raw_entry_size(a.id.size(), json.size(), a.body.size());
+        if (entry + 1 > journal_max_body) return make_error_code(errc::invalid_request);
+        rec.reserve(journal_header_size + 1 + static_cast<std::size_t>(entry));
         const std::size_t at = journal_begin(rec, journal_op::put);
-        journal_append_entry(rec, a.id, json);
+        journal_append_raw_entry(rec, a.id, json, a.body);
         journal_seal(rec, at);
         return {};
     }
@@ -1064,7 +1068,7 @@ private:
             if (r.fetch(it->first, it->second, p, avail) || avail < it->second ||
                 !journal_parse_entry(p, avail, e))
                 continue;
-            if (auto a = parse_action(e.json); a && a->id == id) return *it;
+            if (auto a = parse_action(e.json); a && a->id == id && !(e.raw_body && !a->body.empty())) return *it;
         }
         return std::nullopt;
     }
