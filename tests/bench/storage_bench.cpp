@@ -148,8 +148,10 @@ struct sqlite_db {
         if (sqlite3_open(file.c_str(), &db) != SQLITE_OK) throw std::runtime_error("sqlite3_open");
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=FULL");
+        // The body in a column of its own, beside the record (as file_journal keeps it): an
+        // outbox a user would write, neither escaping the body nor parsing it back.
         exec("CREATE TABLE IF NOT EXISTS actions(seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
-             "data TEXT NOT NULL)");
+             "data TEXT NOT NULL, body BLOB NOT NULL)");
     }
     ~sqlite_db() { sqlite3_close(db); }
     void exec(const char* sql)
@@ -167,14 +169,15 @@ struct sqlite_insert {
     sqlite3_stmt* stmt = nullptr;
     explicit sqlite_insert(sqlite3* db)
     {
-        sqlite3_prepare_v2(db, "INSERT INTO actions(id, data) VALUES(?, ?)", -1, &stmt, nullptr);
+        sqlite3_prepare_v2(db, "INSERT INTO actions(id, data, body) VALUES(?, ?, ?)", -1, &stmt, nullptr);
     }
     ~sqlite_insert() { sqlite3_finalize(stmt); }
     void operator()(const syncvault::sync_action& a)
     {
-        const std::string json = syncvault::detail::serialize_action(a);
+        const std::string json = syncvault::detail::serialize_action(a, syncvault::detail::record_body::beside);
         sqlite3_bind_text(stmt, 1, a.id.data(), int(a.id.size()), SQLITE_TRANSIENT);
         sqlite3_bind_text(stmt, 2, json.data(), int(json.size()), SQLITE_TRANSIENT);
+        sqlite3_bind_blob(stmt, 3, a.body.data(), int(a.body.size()), SQLITE_TRANSIENT);
         if (sqlite3_step(stmt) != SQLITE_DONE) throw std::runtime_error("sqlite insert");
         sqlite3_reset(stmt);
     }
@@ -626,11 +629,14 @@ void reopen_sqlite([[maybe_unused]] const fs::path& dir, [[maybe_unused]] std::s
     {
         sqlite_db db{dir / "reopen.db"};
         sqlite3_stmt* stmt = nullptr;
-        sqlite3_prepare_v2(db.db, "SELECT data FROM actions ORDER BY seq", -1, &stmt, nullptr);
+        sqlite3_prepare_v2(db.db, "SELECT data, body FROM actions ORDER BY seq", -1, &stmt, nullptr);
         fast_parser parse;
-        while (sqlite3_step(stmt) == SQLITE_ROW)
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
             rows.push_back(parse({reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
                                   std::size_t(sqlite3_column_bytes(stmt, 0))}));
+            rows.back().body.assign(static_cast<const char*>(sqlite3_column_blob(stmt, 1)),
+                                    std::size_t(sqlite3_column_bytes(stmt, 1)));
+        }
         sqlite3_finalize(stmt);
     }
     const double s = seconds_since(t0), cpu = process_cpu_s() - cpu0;

@@ -57,7 +57,7 @@ public:
      */
     std::uint32_t put(std::string_view id, std::uint64_t off, std::uint32_t len) { return emplace(id, off, len); }
 
-    /** As above, with the id's string made by the caller: after `make_room`, it cannot throw. */
+    /** As above, with the id's string made by the caller: after `make_room`, it allocates nothing. */
     std::uint32_t put(std::string&& id, std::uint64_t off, std::uint32_t len) { return emplace(std::move(id), off, len); }
 
     /** Makes room for `n` new ids, so that inserting them allocates nothing. */
@@ -65,6 +65,16 @@ public:
     {
         if (slots_.capacity() - slots_.size() < n) slots_.reserve(std::max(2 * slots_.capacity(), slots_.size() + n));
         set_.reserve(set_.size() + n);
+        // Erasures can lower the set's load limit below what its capacity holds (Boost's guard
+        // against probe-length drift), and then `reserve` changes nothing: grow it here.
+        if (set_.max_load() < set_.size() + n) set_.rehash(set_.bucket_count() + 1);
+    }
+
+    /** How many new ids fit without allocating (not counting their strings). */
+    std::size_t room() const noexcept
+    {
+        const std::size_t set_room = set_.max_load() > set_.size() ? set_.max_load() - set_.size() : 0;
+        return std::min(slots_.capacity() - slots_.size(), set_room);
     }
 
     /** Forgets `id`; returns its entry's size, 0 if it was not there. */
