@@ -19,11 +19,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/test_latch.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <latch>
 #include <limits>
 #include <map>
 #include <optional>
@@ -708,7 +709,7 @@ TEST_CASE("fake_clock copies share one time", "[policies][fake_clock]")
 TEST_CASE("fake_clock advances from several threads add up", "[policies][fake_clock][thread]")
 {
     sv::testing::fake_clock clock;
-    std::latch start{2};
+    syncvault_tests::latch start{2};
     auto work = [&, copy = clock]() mutable {
         start.arrive_and_wait();
         for (int i = 0; i < 1'000; ++i) copy.advance(1ms);
@@ -855,7 +856,7 @@ TEST_CASE("fake_transport's on_send hook sees each request before its outcome", 
 TEST_CASE("fake_transport counts concurrent sends", "[policies][fake_transport][thread]")
 {
     sv::testing::fake_transport net;
-    std::latch both_inside{2};
+    syncvault_tests::latch both_inside{2};
     net.on_send([&](const sv::http_request&) { both_inside.arrive_and_wait(); });
     std::thread a([copy = net]() mutable { (void)copy.send(request_to("http://h/a")); });
     std::thread b([copy = net]() mutable { (void)copy.send(request_to("http://h/b")); });
@@ -935,7 +936,7 @@ TEST_CASE("manual_connectivity: racing identical changes notify once", "[policie
     sv::manual_connectivity c;
     std::atomic<int> calls{0};
     c.set_change_handler([&](bool) { ++calls; });
-    std::latch start{2};
+    syncvault_tests::latch start{2};
     auto go_offline = [&] {
         start.arrive_and_wait();
         c.set_online(false);

@@ -16,9 +16,9 @@
 #endif
 
 #include "storage/temp_dir.hpp"
+#include "support/test_latch.hpp"
 
 #include <atomic>
-#include <latch>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -394,7 +394,7 @@ TEMPLATE_TEST_CASE("bodies in storage: concurrent producers, drainers and reader
     constexpr int producers = 3, each = 40;
     std::atomic<int> bad_listed{0};
     std::atomic<bool> producing{true};
-    std::latch start(producers + 3);
+    syncvault_tests::latch start(producers + 3);
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p)
         threads.emplace_back([&, p] {

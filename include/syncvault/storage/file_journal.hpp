@@ -69,6 +69,7 @@
 #include <syncvault/config.hpp>
 #include <syncvault/detail/action_codec.hpp>
 #include <syncvault/detail/action_reader.hpp>
+#include <syncvault/detail/epoch_signal.hpp>
 #include <syncvault/detail/journal_format.hpp>
 #include <syncvault/detail/journal_index.hpp>
 #include <syncvault/detail/journal_io.hpp>
@@ -677,8 +678,7 @@ private:
                 else if (gen == file_gen_)
                     synced_ = std::max(synced_, upto);
                 synced_seen_.store(synced_);
-                sync_epoch_.fetch_add(1);
-                sync_epoch_.notify_all();
+                sync_epoch_.advance();
             }
             sync_cv_.notify_all();
             if (gen != file_gen_ || synced_ >= target) return {};
@@ -892,8 +892,7 @@ private:
         window_cv_.notify_all();
         gen_seen_.store(file_gen_);
         synced_seen_.store(synced_);
-        sync_epoch_.fetch_add(1);
-        sync_epoch_.notify_all();
+        sync_epoch_.advance();
         return dir_ec ? poison(dir_ec) : std::error_code{};
     }
 
@@ -1177,7 +1176,7 @@ private:
     std::chrono::steady_clock::duration sync_time_{};
     // Followers wait on the epoch, bumped (under mu_) when a sync ends or compaction switches
     // files, then read synced_ and file_gen_ as they were published with it, without mu_.
-    std::atomic<std::uint32_t> sync_epoch_{0};
+    epoch_signal sync_epoch_;
     std::atomic<std::uint64_t> synced_seen_{0};
     std::atomic<std::uint64_t> gen_seen_{0};
     bool failed_ = false;                // a sync or a cut-back failed: refuse writes
