@@ -130,10 +130,21 @@ if want windows; then
     # Wine a waiter hung now and then (about 1 run in 10): the tests use a latch on a condition
     # variable (tests/support/test_latch.hpp), and file_journal's group commit waits on one there
     # (detail/epoch_signal.hpp). `-d yes`: each case's time as it ends, so a hang names the case
-    # after the last one listed.
-    SYNCVAULT_TEST_SCRATCH=${scratch:+Z:${scratch//\//\\}} \
-        timeout 600 wine "$build/build/syncvault_windows_tests.exe" --reporter compact -d yes \
-        2>&1 | tee "$log"
+    # after the last one listed. The run takes about a minute; a run that hangs (the timeout) is
+    # reported with that name and run once more, a failing test fails the stage at once.
+    wine_run() {
+        SYNCVAULT_TEST_SCRATCH=${scratch:+Z:${scratch//\//\\}} \
+            timeout 300 wine "$build/build/syncvault_windows_tests.exe" --reporter compact -d yes \
+            2>&1 | tee "$log"
+    }
+    wine_status=0
+    wine_run || wine_status=$?
+    if [ "$wine_status" -eq 124 ]; then
+        echo "== WINE RUN HUNG (timeout) after: $(grep ' s: ' "$log" | tail -n 1); running it once more"
+        wine_run
+    elif [ "$wine_status" -ne 0 ]; then
+        exit "$wine_status"
+    fi
     [ -n "$scratch" ] && rm -rf "$scratch"
     # Catch2's closing line: "Passed all N test cases with M assertions." (compact reporter)
     wine_cases=$(sed -n 's/.*all \([0-9]*\) test cases.*/\1/p' "$log" | tail -n 1)
