@@ -189,29 +189,27 @@ if d:
         fmt_rate(v1), f"raw loop {fmt_rate(raw1)}", v1 / raw1, ">= 0.95x", v1 / raw1 >= 0.95, ratio_text(v1 / raw1),
         f"vault post() over file_journal per_record, {d['inserts']} inserts, median of {d['rounds']} rounds")
 
-b = one("drain_beast", "network")
-if b:
-    row("drain, one lane, file_journal: client CPU per action over the raw reused-handle libcurl loop",
-        f"{b['vault_client_cpu_us']:.1f} us", f"raw loop {b['raw_client_cpu_us']:.1f} us",
+def drain_rows(b, cpu_metric, wall_metric, how):
+    """The two drain rows of one run of syncvault_network_bench against the test server."""
+    row(cpu_metric, f"{b['vault_client_cpu_us']:.1f} us", f"raw loop {b['raw_client_cpu_us']:.1f} us",
         b["client_cpu_over_raw_us"], "<= 5 us", b["client_cpu_over_raw_us"] <= 5,
         f"{b['client_cpu_over_raw_us']:+.1f} us",
-        f"process_queue() thread's CPU, {b['n']} POSTs, {b['rounds']} interleaved rounds, Beast test server")
-    row("drain wall rate vs the raw loop, Beast test server",
-        fmt_rate(b["vault_file_journal_per_s"]), f"raw loop {fmt_rate(b['raw_reused_per_s'])}",
+        f"{how}; curl_transport alone {b['curl_transport_client_cpu_us']:.1f} us, "
+        f"vault over memory_storage {b['vault_memory_client_cpu_us']:.1f} us")
+    row(wall_metric, fmt_rate(b["vault_file_journal_per_s"]), f"raw loop {fmt_rate(b['raw_reused_per_s'])}",
         b["ratio_vs_raw"], ">= 0.95x", b["ratio_vs_raw"] >= 0.95, ratio_text(b["ratio_vs_raw"]),
         f"{b['n']} POSTs, {b['rounds']} interleaved rounds")
+
+b = one("drain_beast", "network")
+if b:
+    drain_rows(b, "drain, one lane, file_journal: client CPU per action over the raw reused-handle libcurl loop",
+               "drain wall rate vs the raw loop, Beast test server",
+               "process_queue() thread's CPU, Beast test server")
 b1 = one("drain_beast_1cpu", "network")
 if b1:
-    row("drain on one CPU (client and server threads): client CPU per action over the raw loop",
-        f"{b1['vault_client_cpu_us']:.1f} us", f"raw loop {b1['raw_client_cpu_us']:.1f} us",
-        b1["client_cpu_over_raw_us"], "<= 5 us", b1["client_cpu_over_raw_us"] <= 5,
-        f"{b1['client_cpu_over_raw_us']:+.1f} us",
-        f"as above with --one-cpu; curl_transport alone {b1['curl_transport_client_cpu_us']:.1f} us, "
-        f"vault over memory_storage {b1['vault_memory_client_cpu_us']:.1f} us")
-    row("drain wall rate vs the raw loop, one CPU, Beast test server",
-        fmt_rate(b1["vault_file_journal_per_s"]), f"raw loop {fmt_rate(b1['raw_reused_per_s'])}",
-        b1["ratio_vs_raw"], ">= 0.95x", b1["ratio_vs_raw"] >= 0.95, ratio_text(b1["ratio_vs_raw"]),
-        f"{b1['n']} POSTs, {b1['rounds']} interleaved rounds, --one-cpu")
+    drain_rows(b1, "drain on one CPU (client and server threads): client CPU per action over the raw loop",
+               "drain wall rate vs the raw loop, one CPU, Beast test server",
+               "as above with --one-cpu")
 e = one("drain_express", "network")
 if e:
     row("drain wall rate vs the raw loop, express server",
