@@ -1435,7 +1435,8 @@ TEST_CASE("file_journal writes bodies raw beside the record and reads journals w
     auto old = make_action("old", 1, 50);
     old.body = "{\"note\":\"quoted \\\"text\\\"\"}";
     auto fresh = make_action("fresh", 0, 10);
-    fresh.body = std::string("\"quotes\", a backslash \\, NUL \0, invalid UTF-8 \xff\xfe", 50);
+    constexpr char awkward[] = "\"quotes\", a backslash \\, NUL \0, invalid UTF-8 \xff\xfe";
+    fresh.body.assign(awkward, sizeof awkward - 1);  // the NUL inside included
     temp_dir dir;
     write_file(dir / "syncvault.journal", magic() + put_record(old));
     {
