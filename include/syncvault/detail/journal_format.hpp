@@ -102,17 +102,13 @@ inline void journal_append_entry(std::string& out, std::string_view id, std::str
 inline void journal_append_raw_entry(std::string& out, std::string_view id, std::string_view json, std::string_view body)
 {
     const std::size_t at = out.size();
-    out.resize(at + journal_raw_entry_size(id.size(), json.size(), body.size()));
-    char* p = out.data() + at;
-    journal_put_u16(p, static_cast<std::uint16_t>(id.size()));
-    p += 2;
-    std::memcpy(p, id.data(), id.size());
-    p += id.size();
-    journal_put_u32(p, static_cast<std::uint32_t>(json.size()) | journal_raw_body_flag);
-    std::memcpy(p + 4, json.data(), json.size());
-    p += 4 + json.size();
-    journal_put_u32(p, static_cast<std::uint32_t>(body.size()));
-    if (!body.empty()) std::memcpy(p + 4, body.data(), body.size());
+    out.reserve(at + journal_raw_entry_size(id.size(), json.size(), body.size()));
+    journal_append_entry(out, id, json);
+    journal_put_u32(out.data() + at + 2 + id.size(), static_cast<std::uint32_t>(json.size()) | journal_raw_body_flag);
+    char len[4];
+    journal_put_u32(len, static_cast<std::uint32_t>(body.size()));
+    out.append(len, sizeof len);
+    out.append(body);
 }
 
 /** Starts a record in `out`: header space and the op byte. Finish it with `journal_seal`. */

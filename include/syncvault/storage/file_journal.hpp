@@ -247,15 +247,15 @@ public:
         index_.make_room(fresh_ids.size());
         const std::uint64_t body_off = end_ + journal_header_size;
         if (auto ec = append_locked(rec)) return ec;
-        std::size_t k = journal_header_size + 1;
+        std::size_t k = journal_header_size + 1, next_new = 0;
         while (k < rec.size()) {
             journal_entry e;
             journal_parse_entry(rec.data() + k, rec.size() - k, e);
             const auto off = body_off + (k - journal_header_size);
             const auto len = static_cast<std::uint32_t>(e.size);
-            if (const auto it = std::find(inserted.begin(), inserted.end(), e.id);
-                it != inserted.end() && index_.find(e.id) == Index::npos)
-                apply_put(std::move(fresh_ids[std::size_t(it - inserted.begin())]), off, len);
+            // `inserted` lists the new ids in the order of their first entries.
+            if (next_new < inserted.size() && e.id == inserted[next_new])
+                apply_put(std::move(fresh_ids[next_new++]), off, len);
             else
                 apply_put(e.id, off, len);
             k += e.size;
@@ -398,7 +398,7 @@ public:
                 why = records.problem();
             } else if (decoded->id != e.id) {
                 why = "its id differs from the id it is filed under";
-            } else if (e.raw_body && !decoded->body.empty()) {
+            } else if (!body_in_one_place(e, *decoded)) {
                 why = "it has a body both in its JSON and beside it";
             } else {
                 out[i] = std::move(*decoded);
@@ -686,6 +686,12 @@ private:
         }
         for (auto id : ids) apply_remove(id);
         return poison(ec);
+    }
+
+    // A raw-body entry's JSON holds "body":"": a body in both places is damage.
+    static bool body_in_one_place(const journal_entry& e, const sync_action& decoded) noexcept
+    {
+        return !e.raw_body || decoded.body.empty();
     }
 
     // `Id`: a string_view, or the id's string made beforehand (then nothing here allocates).
@@ -1067,7 +1073,7 @@ private:
             if (r.fetch(it->first, it->second, p, avail) || avail < it->second ||
                 !journal_parse_entry(p, avail, e))
                 continue;
-            if (auto a = parse_action(e.json); a && a->id == id && !(e.raw_body && !a->body.empty())) return *it;
+            if (auto a = parse_action(e.json); a && a->id == id && body_in_one_place(e, *a)) return *it;
         }
         return std::nullopt;
     }
